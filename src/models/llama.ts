@@ -1,0 +1,116 @@
+// The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) over the Backend ops. Pre-norm:
+//   x = emb; per layer: h = rms(x); q,k,v = h·W (+bias); [qk-norm]; rope; kv write; attention;
+//   x += attn·Wo; h = rms(x); x += down(silu(gate(h)) * up(h)); logits = rms(x[logitRows])·Wout.
+// Activations are [T, dim] row-major, packed over sequences; scratch grows with T and is reused.
+import type { AttentionParams, Backend, KvLayer, RopeParams } from "../backends/backend.js";
+import type { ModelConfig } from "../config/model-config.js";
+import type { ForwardBatch } from "../engine/types.js";
+import { ValidationError } from "../errors.js";
+import { ropeParams } from "../layers/rope.js";
+import type { LayerWeights, LlamaWeights } from "./weights.js";
+
+interface Scratch {
+  t: number;
+  x: Float32Array; h: Float32Array; q: Float32Array; k: Float32Array; v: Float32Array;
+  attn: Float32Array; o: Float32Array; gate: Float32Array; up: Float32Array; gateUp: Float32Array; act: Float32Array;
+}
+
+export class LlamaModel {
+  private readonly rope: RopeParams;
+  private readonly attnParams: AttentionParams;
+  private s: Scratch | null = null;
+
+  constructor(readonly config: ModelConfig, readonly weights: LlamaWeights, readonly backend: Backend) {
+    this.rope = ropeParams(config, weights.ropeFreqs);
+    this.attnParams = {
+      numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim,
+      scale: 1 / Math.sqrt(config.headDim), slidingWindow: config.slidingWindow,
+    };
+  }
+
+  /** Returns logits [logitRows.length, vocab]; writes this step's K/V into kv[layer] at batch.slots. */
+  forward(batch: ForwardBatch, kv: readonly KvLayer[]): Float32Array {
+    const c = this.config, T = batch.tokens.length;
+    this.checkBatch(batch, kv);
+    const s = this.scratch(T);
+    this.backend.embedding(s.x, this.weights.embed, batch.tokens);
+    for (let l = 0; l < c.numLayers; l++) {
+      this.attentionBlock(this.weights.layers[l]!, kv[l]!, batch, s, T);
+      this.mlpBlock(this.weights.layers[l]!, s, T);
+    }
+    return this.logits(batch.logitRows, s);
+  }
+
+  private attentionBlock(w: LayerWeights, kv: KvLayer, b: ForwardBatch, s: Scratch, T: number): void {
+    const c = this.config, be = this.backend, hd = c.headDim;
+    const qDim = c.numHeads * hd, kvDim = c.numKvHeads * hd;
+    be.rmsNorm(s.h, s.x, w.attnNorm, T, c.hiddenSize, c.rmsNormEps);
+    be.matmul(s.q, s.h, T, w.wq);
+    be.matmul(s.k, s.h, T, w.wk);
+    be.matmul(s.v, s.h, T, w.wv);
+    if (w.bq) be.addBias(s.q, w.bq, T, qDim);
+    if (w.bk) be.addBias(s.k, w.bk, T, kvDim);
+    if (w.bv) be.addBias(s.v, w.bv, T, kvDim);
+    if (w.qNorm) be.rmsNorm(s.q, s.q, w.qNorm, T * c.numHeads, hd, c.rmsNormEps);
+    if (w.kNorm) be.rmsNorm(s.k, s.k, w.kNorm, T * c.numKvHeads, hd, c.rmsNormEps);
+    be.rope(s.q, T, c.numHeads, b.positions, this.rope);
+    be.rope(s.k, T, c.numKvHeads, b.positions, this.rope);
+    be.writeKv(kv, s.k, s.v, b.slots);
+    be.attention(s.attn, s.q, kv, b.seqs, this.attnParams);
+    be.matmul(s.o, s.attn, T, w.wo);
+    if (w.bo) be.addBias(s.o, w.bo, T, c.hiddenSize);
+    be.add(s.x, s.x, s.o, T * c.hiddenSize);
+  }
+
+  private mlpBlock(w: LayerWeights, s: Scratch, T: number): void {
+    const c = this.config, be = this.backend, I = c.intermediateSize;
+    be.rmsNorm(s.h, s.x, w.ffnNorm, T, c.hiddenSize, c.rmsNormEps);
+    be.matmul(s.gate, s.h, T, w.wGate);
+    be.matmul(s.up, s.h, T, w.wUp);
+    // siluMul takes [T, 2I] rows of [gate | up]
+    for (let t = 0; t < T; t++) {
+      s.gateUp.set(s.gate.subarray(t * I, (t + 1) * I), t * 2 * I);
+      s.gateUp.set(s.up.subarray(t * I, (t + 1) * I), t * 2 * I + I);
+    }
+    be.siluMul(s.act, s.gateUp, T, I);
+    be.matmul(s.o, s.act, T, w.wDown);
+    be.add(s.x, s.x, s.o, T * c.hiddenSize);
+  }
+
+  /** Final norm and lm head on the selected rows only. */
+  private logits(rows: Int32Array, s: Scratch): Float32Array {
+    const H = this.config.hiddenSize, R = rows.length;
+    const sel = new Float32Array(R * H);
+    for (let i = 0; i < R; i++) sel.set(s.x.subarray(rows[i]! * H, (rows[i]! + 1) * H), i * H);
+    this.backend.rmsNorm(sel, sel, this.weights.finalNorm, R, H, this.config.rmsNormEps);
+    const out = new Float32Array(R * this.config.vocabSize);
+    this.backend.matmul(out, sel, R, this.weights.lmHead);
+    return out;
+  }
+
+  private scratch(T: number): Scratch {
+    if (this.s && this.s.t >= T) return this.s;
+    const c = this.config, t = Math.max(T, this.s ? this.s.t * 2 : 1);
+    const f = (n: number) => new Float32Array(t * n);
+    const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim, I = c.intermediateSize;
+    this.s = {
+      t, x: f(c.hiddenSize), h: f(c.hiddenSize), q: f(qDim), k: f(kvDim), v: f(kvDim), attn: f(qDim),
+      o: f(c.hiddenSize), gate: f(I), up: f(I), gateUp: f(2 * I), act: f(I),
+    };
+    return this.s;
+  }
+
+  private checkBatch(b: ForwardBatch, kv: readonly KvLayer[]): void {
+    const T = b.tokens.length;
+    if (b.positions.length !== T) throw new ValidationError("batch.positions.length", b.positions.length, `expected ${T}`);
+    if (b.slots.length !== T) throw new ValidationError("batch.slots.length", b.slots.length, `expected ${T}`);
+    if (kv.length !== this.config.numLayers) throw new ValidationError("kv.length", kv.length, `expected ${this.config.numLayers} layers`);
+    let covered = 0;
+    for (const s of b.seqs) {
+      if (s.qStart !== covered) throw new ValidationError("seq.qStart", s.qStart, `expected ${covered} (sequences packed in order)`);
+      covered += s.qLen;
+    }
+    if (covered !== T) throw new ValidationError("batch.seqs", covered, `query rows cover ${covered} of ${T} tokens`);
+    for (const r of b.logitRows) if (r < 0 || r >= T) throw new ValidationError("batch.logitRows", r, `out of range [0, ${T})`);
+  }
+}
