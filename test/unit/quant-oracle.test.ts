@@ -1,0 +1,194 @@
+// Independent oracle: llama.cpp's own numpy (de)quantizers (gguf-py/gguf/quants.py), read at test
+// time from the llama.cpp source bundle that node-llama-cpp ships, run through python3 + numpy.
+// Dequantization of random blocks must match bit for bit (f32 bit patterns); so must our
+// quantizers for the types gguf-py can quantize (its quantizers reproduce ggml's *_ref ones).
+// Needs git, python3 and numpy: if missing, the test fails with a message saying so.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { GgmlType, TYPE_TRAITS, typeName } from "../../src/backends/dtypes.js";
+import { dequantize, quantizeRow } from "../../src/backends/reference/quant.js";
+import { f32ToF16 } from "../../src/backends/reference/f16.js";
+
+const BUNDLE = resolve("node_modules/node-llama-cpp/llama/gitRelease.bundle");
+const GGUF_FILES = ["constants.py", "lazy.py", "quants.py"];
+
+const ORACLE_PY = `
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from gguf.quants import dequantize, quantize
+from gguf.constants import GGMLQuantizationType as T
+work, mode, names = sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+for name in names:
+    t = T[name]
+    if mode == "dequant":
+        raw = np.fromfile(f"{work}/{name}.in", dtype=np.uint8)
+        out = dequantize(raw, t).astype(np.float32)
+    else:
+        x = np.fromfile(f"{work}/{name}.in", dtype=np.float32)
+        out = quantize(x, t)
+    np.ascontiguousarray(out).tofile(f"{work}/{name}.out")
+`;
+
+let work = "";
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  assert.ok(!r.error, `could not run ${cmd}: ${r.error?.message}`);
+  assert.equal(r.status, 0, `${cmd} ${args.join(" ")} failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+before(() => {
+  assert.ok(existsSync(BUNDLE), `llama.cpp source bundle not found at ${BUNDLE} (npm install node-llama-cpp)`);
+  const py = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
+  assert.ok(!py.error && py.status === 0, `this test needs python3 with numpy: ${py.error?.message ?? py.stderr}`);
+  work = mkdtempSync(join(tmpdir(), "tllm-quant-oracle-"));
+  const git = join(work, "src.git");
+  sh("git", ["init", "-q", "--bare", git]);
+  sh("git", ["-C", git, "fetch", "-q", BUNDLE, "HEAD:refs/heads/src"]);
+  mkdirSync(join(work, "py", "gguf"), { recursive: true });
+  writeFileSync(join(work, "py", "gguf", "__init__.py"), "");
+  for (const f of GGUF_FILES) {
+    writeFileSync(join(work, "py", "gguf", f), sh("git", ["-C", git, "show", `src:gguf-py/gguf/${f}`]));
+  }
+  writeFileSync(join(work, "oracle.py"), ORACLE_PY);
+});
+
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** Runs the oracle on inputs[name] and returns its output bytes per type name. */
+function oracle(mode: "dequant" | "quant", inputs: Map<string, Uint8Array>): Map<string, Uint8Array> {
+  for (const [name, bytes] of inputs) writeFileSync(join(work, `${name}.in`), bytes);
+  sh("python3", [join(work, "oracle.py"), join(work, "py"), work, mode, [...inputs.keys()].join(",")]);
+  const out = new Map<string, Uint8Array>();
+  for (const name of inputs.keys()) out.set(name, new Uint8Array(readFileSync(join(work, `${name}.out`))));
+  return out;
+}
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Byte offsets of the f16 scale fields inside one block, per type. */
+const F16_FIELDS = new Map<GgmlType, number[]>([
+  [GgmlType.Q4_0, [0]], [GgmlType.Q4_1, [0, 2]], [GgmlType.Q5_0, [0]], [GgmlType.Q5_1, [0, 2]],
+  [GgmlType.Q8_0, [0]], [GgmlType.Q4_K, [0, 2]], [GgmlType.Q5_K, [0, 2]], [GgmlType.Q6_K, [208]],
+]);
+
+/** Random blocks: random bytes, with every f16 scale field a random finite f16 (normals and subnormals). */
+function randomBlocks(type: GgmlType, nBlocks: number, next: () => number): Uint8Array {
+  const { typeSize } = TYPE_TRAITS.get(type)!;
+  const b = new Uint8Array(nBlocks * typeSize);
+  for (let i = 0; i < b.length; i++) b[i] = Math.floor(next() * 256);
+  for (let k = 0; k < nBlocks; k++) {
+    for (const off of F16_FIELDS.get(type)!) {
+      // exponent 0..30 (never inf/nan); one block in 8 gets a subnormal scale
+      const exp = k % 8 === 7 ? 0 : 1 + Math.floor(next() * 30);
+      const h = (next() < 0.5 ? 0x8000 : 0) | (exp << 10) | Math.floor(next() * 1024);
+      b[k * typeSize + off] = h & 0xff;
+      b[k * typeSize + off + 1] = h >>> 8;
+    }
+  }
+  return b;
+}
+
+function assertSameBits(name: string, ours: Float32Array, theirs: Uint8Array): void {
+  const a = new Uint32Array(ours.buffer, ours.byteOffset, ours.length);
+  const b = new Uint32Array(theirs.buffer, theirs.byteOffset, theirs.byteLength / 4);
+  assert.equal(b.length, a.length, `${name}: oracle returned ${b.length} values`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) assert.fail(`${name}: element ${i}: ours ${ours[i]} (0x${a[i]!.toString(16)}) vs gguf-py 0x${b[i]!.toString(16)}`);
+  }
+}
+
+const BLOCK_TYPES = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0,
+  GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+
+test("dequantize matches gguf-py bit for bit on random blocks", () => {
+  const next = rng(1234);
+  const inputs = new Map<string, Uint8Array>();
+  const counts = new Map<string, number>();
+  for (const t of BLOCK_TYPES) {
+    const { blockSize } = TYPE_TRAITS.get(t)!;
+    const nBlocks = blockSize === 256 ? 64 : 512;
+    inputs.set(typeName(t), randomBlocks(t, nBlocks, next));
+    counts.set(typeName(t), nBlocks * blockSize);
+  }
+  // F16 and BF16: random bit patterns, minus NaNs (payload handling is not compared)
+  const f16 = new Uint16Array(8192);
+  for (let i = 0; i < f16.length; i++) {
+    do f16[i] = Math.floor(next() * 65536); while ((f16[i]! & 0x7c00) === 0x7c00 && (f16[i]! & 0x3ff) !== 0);
+  }
+  const bf16 = new Uint16Array(8192);
+  for (let i = 0; i < bf16.length; i++) {
+    do bf16[i] = Math.floor(next() * 65536); while ((bf16[i]! & 0x7f80) === 0x7f80 && (bf16[i]! & 0x7f) !== 0);
+  }
+  inputs.set("F16", new Uint8Array(f16.buffer));
+  inputs.set("BF16", new Uint8Array(bf16.buffer));
+  counts.set("F16", f16.length);
+  counts.set("BF16", bf16.length);
+  const theirs = oracle("dequant", inputs);
+  for (const [name, bytes] of inputs) {
+    const type = GgmlType[name as keyof typeof GgmlType];
+    assertSameBits(name, dequantize(type, bytes, counts.get(name)!), theirs.get(name)!);
+  }
+});
+
+/** Random f32 data of several shapes: gaussian-ish, with constant, zero, all-positive blocks and ties. */
+function randomData(n: number, next: () => number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const blk = Math.floor(i / 32) % 6;
+    const g = (next() + next() + next() - 1.5) * 2;
+    x[i] = blk === 0 ? 0 : blk === 1 ? 0.75 : blk === 2 ? Math.abs(g) * 3 : blk === 3 ? Math.round(g * 8) / 4 : g * 10 ** (blk - 4);
+  }
+  return x;
+}
+
+test("quantizeRow matches gguf-py's quantizers (= ggml *_ref) byte for byte", () => {
+  const next = rng(99);
+  const x = randomData(32 * 600, next);
+  const types = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.BF16, GgmlType.F16];
+  const inputs = new Map<string, Uint8Array>();
+  for (const t of types) inputs.set(typeName(t), new Uint8Array(x.buffer));
+  const theirs = oracle("quant", inputs);
+  for (const t of types) {
+    const ours = quantizeRow(t, x, x.length);
+    const ref = theirs.get(typeName(t))!;
+    assert.equal(ref.length, ours.length, `${typeName(t)}: byte length`);
+    const bad = ours.findIndex((b, i) => b !== ref[i]);
+    assert.equal(bad, -1, `${typeName(t)}: first differing byte ${bad}: ours ${ours[bad]} vs gguf-py ${ref[bad]}`);
+  }
+});
+
+test("f32ToF16 matches numpy astype(float16) on random f32 bit patterns", () => {
+  const next = rng(7);
+  const u = new Uint32Array(50000);
+  for (let i = 0; i < u.length; i++) {
+    // half the values anywhere, half with exponents around the f16 range (subnormal..overflow)
+    const bits = Math.floor(next() * 4294967296);
+    u[i] = i % 2 ? bits : ((bits & 0x807fffff) | ((90 + Math.floor(next() * 55)) << 23)) >>> 0;
+    if ((u[i]! & 0x7f800000) === 0x7f800000) u[i] = u[i]! & 0xff7fffff; // no nan/inf here
+  }
+  const theirs = oracle("quant", new Map([["F16", new Uint8Array(u.buffer)]])).get("F16")!;
+  const f = new Float32Array(u.buffer);
+  const ref = new Uint16Array(theirs.buffer, theirs.byteOffset, theirs.byteLength / 2);
+  for (let i = 0; i < f.length; i++) {
+    if (f32ToF16(f[i]!) !== ref[i]) assert.fail(`f32 0x${u[i]!.toString(16)}: ours 0x${f32ToF16(f[i]!).toString(16)} vs numpy 0x${ref[i]!.toString(16)}`);
+  }
+});
