@@ -1,0 +1,153 @@
+// Sampler: one batched step of token selection over logits [batch, vocab] f32 (row i belongs to
+// rows[i]; `logits` may be a subarray view). Rows are processed one after another with shared,
+// reused scratch, so the hot path allocates nothing vocab-sized. Steps, in order (each is skipped
+// when its parameters are neutral):
+//   0. logprobs snapshot: when the row wants logprobs and a later step modifies logits, the raw
+//      row is copied to scratch (logprobs are of the raw model distribution, see logprobs.ts);
+//   1. logit bias (embeddingBias);
+//   2. bad words / bad token ids (multi-token words ban their last token when the prefix matches);
+//   3. min_tokens: EOS (unless ignoreEos) and stop ids banned while output length < minTokens;
+//   4. repetition / presence / frequency penalties (see processors.ts for what is counted);
+//   5. no_repeat_ngram_size;
+//   6. per-request logitsProcessor callbacks, in the order given;
+//   -- the logits rows now hold the processed logits (modified in place: callers that need the
+//      raw logits, e.g. returnGenerationLogits, copy them before calling sample) --
+//   7. greedy rows: argmax (ties: lowest id). Done.
+//   8. temperature T: folded into the weights w_i = exp((x_i - x_max) / T), never written back;
+//   9. min_p: keep x_i >= x_max + T·ln(min_p)  (<=> p_i >= min_p · p_max);
+//  10. top_k: one-pass heap selection of the k best (no sort of the vocabulary);
+//  11. top_p (after top-p decay): smallest prefix of the survivors, sorted by probability, whose
+//      renormalized mass reaches top_p. With top_k the survivors are <= k tokens; without it a
+//      histogram of log-probabilities finds the cut bin in one pass and only the tokens at or
+//      above that bin are sorted;
+//  12. draw: u = Philox(seed, step, stream) in [0,1); the first survivor (in the order above: by
+//      probability after top-k/top-p, by id otherwise) at which the cumulative weight exceeds
+//      u · Σw is the token.
+// min_p and top_k both keep a prefix of the tokens sorted by logit, so applying them in either
+// order gives the same set; top_p then renormalizes over what is left (TRT-LLM order).
+import { ValidationError } from "../errors.js";
+import { LogprobScratch, logSumExp, rankOf, topLogprobs, type TopLogprob } from "./logprobs.js";
+import type { ResolvedSamplingParams } from "./params.js";
+import {
+  applyBadWords, applyBias, applyMinTokens, applyNoRepeatNgram, applyPenalties, PenaltyScratch, TokenSeq,
+} from "./processors.js";
+import { uniformAt, type RngKey } from "./rng.js";
+import { drawFull, drawTopK, DrawScratch } from "./draw.js";
+import { argmax } from "./select.js";
+
+export interface SamplingRow {
+  params: ResolvedSamplingParams;
+  /** the sequence's RNG key (rngKeyForSeed(params.seed, sequenceIndex)), kept by the request */
+  rng: RngKey;
+  promptTokenIds: ArrayLike<number>;
+  /** output tokens so far; its length is the RNG step and drives min_tokens and top-p decay */
+  outputTokenIds: ArrayLike<number>;
+  /** `params.bad` tokenized by the executor (each entry one multi-token bad word) */
+  badWordsIds?: readonly (readonly number[])[];
+  /** top-k logprobs wanted for this token; default params.logprobs (null: none, 0: sampled only) */
+  numLogprobs?: number | null;
+  /** computes `logprob` even without numLogprobs (cumulative logprob for bestOf > n ranking) */
+  needLogprob?: boolean;
+  requestId?: string | number;
+}
+
+export interface SampleResult {
+  token: number;
+  /** raw-distribution logprob of the token; NaN when the row asked for none */
+  logprob: number;
+  /** 1 + tokens with a strictly larger raw logit; 0 when the row asked for no logprobs */
+  rank: number;
+  topLogprobs?: TopLogprob[];
+}
+
+export class Sampler {
+  private raw = new Float32Array(0);
+  private readonly seq = new TokenSeq();
+  private readonly penalty = new PenaltyScratch();
+  private readonly draw = new DrawScratch();
+  private readonly lp = new LogprobScratch();
+
+  sample(logits: Float32Array, rows: readonly SamplingRow[], vocab: number): SampleResult[] {
+    if (!Number.isInteger(vocab) || vocab <= 0) throw new ValidationError("vocab", vocab, "must be a positive integer");
+    if (logits.length < rows.length * vocab) {
+      throw new ValidationError("logits", logits.length, `too short for ${rows.length} rows of vocab ${vocab}`);
+    }
+    const out: SampleResult[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = this.sampleRow(logits.subarray(i * vocab, (i + 1) * vocab), rows[i], vocab);
+    return out;
+  }
+
+  private sampleRow(row: Float32Array, r: SamplingRow, vocab: number): SampleResult {
+    const p = r.params;
+    if (p.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported by Sampler.sample");
+    const seq = this.seq.set(r.promptTokenIds, r.outputTokenIds);
+    const numLogprobs = r.numLogprobs !== undefined ? r.numLogprobs : p.logprobs;
+    const wantLogprob = numLogprobs !== null || r.needLogprob === true;
+    let raw = row;
+    if (wantLogprob && modifiesLogits(p, r)) {
+      if (this.raw.length < vocab) this.raw = new Float32Array(vocab);
+      raw = this.raw.subarray(0, vocab);
+      raw.set(row);
+    }
+    this.process(row, r, vocab, seq);
+    const token = p.strategy === "greedy" ? argmax(row, vocab) : this.drawSample(row, r, vocab);
+    if (!wantLogprob) return { token, logprob: NaN, rank: 0 };
+    const lse = logSumExp(raw, vocab);
+    const res: SampleResult = { token, logprob: raw[token] - lse, rank: rankOf(raw, vocab, token) };
+    if (numLogprobs !== null && numLogprobs > 0) res.topLogprobs = topLogprobs(raw, vocab, numLogprobs, lse, this.lp);
+    return res;
+  }
+
+  /** Steps 1-6 in place. */
+  private process(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq): void {
+    const p = r.params;
+    if (p.embeddingBias) applyBias(row, vocab, p.embeddingBias);
+    if (p.badTokenIds.length > 0 || (r.badWordsIds?.length ?? 0) > 0) {
+      applyBadWords(row, vocab, seq, p.badTokenIds, r.badWordsIds ?? []);
+    }
+    if (r.outputTokenIds.length < p.minTokens) applyMinTokens(row, vocab, p.ignoreEos ? undefined : p.endId, p.stopTokenIds);
+    if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) {
+      const pen = {
+        repetition: p.repetitionPenalty, presence: p.presencePenalty,
+        frequency: p.frequencyPenalty, promptIgnoreLength: p.promptIgnoreLength,
+      };
+      applyPenalties(row, vocab, seq, pen, this.penalty);
+    }
+    if (p.noRepeatNgramSize > 0) applyNoRepeatNgram(row, vocab, seq, p.noRepeatNgramSize);
+    if (p.logitsProcessors.length > 0) {
+      const ids = [...Array.from(r.promptTokenIds), ...Array.from(r.outputTokenIds)];
+      const ctx = { requestId: r.requestId, step: r.outputTokenIds.length };
+      for (const fn of p.logitsProcessors) fn(row, ids, ctx);
+    }
+  }
+
+  /** Steps 8-12. */
+  private drawSample(row: Float32Array, r: SamplingRow, vocab: number): number {
+    const p = r.params;
+    const u = uniformAt(r.rng, r.outputTokenIds.length);
+    const topP = effectiveTopP(p, r.outputTokenIds);
+    if (!(p.temperature > 1e-30)) return argmax(row, vocab); // 1/T would overflow: the limit is greedy
+    const f = { invT: 1 / p.temperature, logMinP: p.minP > 0 ? p.temperature * Math.log(p.minP) : -Infinity, topP };
+    if (p.topK > 0 && p.topK < vocab) return drawTopK(row, vocab, p.topK, f, u, this.draw);
+    return drawFull(row, vocab, f, u, this.draw);
+  }
+}
+
+/** Whether steps 1-6 can change the row (then the raw row is kept for logprobs). */
+function modifiesLogits(p: ResolvedSamplingParams, r: SamplingRow): boolean {
+  return p.embeddingBias !== undefined || p.badTokenIds.length > 0 || (r.badWordsIds?.length ?? 0) > 0
+    || r.outputTokenIds.length < p.minTokens || p.repetitionPenalty !== 1 || p.presencePenalty !== 0
+    || p.frequencyPenalty !== 0 || p.noRepeatNgramSize > 0 || p.logitsProcessors.length > 0;
+}
+
+/**
+ * Top-p decay (TRT-LLM top_p_decay/top_p_min/top_p_reset_ids): after each generated token
+ * p <- max(topPMin, p · decay), reset to topP when the token is topPResetIds. Equivalently
+ * p_t = max(topPMin, topP · decay^k) with k = output tokens after the last reset token.
+ */
+export function effectiveTopP(p: ResolvedSamplingParams, output: ArrayLike<number>): number {
+  if (p.topPDecay === 1 || p.topP >= 1) return p.topP;
+  let k = 0;
+  for (let i = output.length - 1; i >= 0 && output[i] !== p.topPResetIds; i--) k++;
+  return Math.max(p.topPMin, p.topP * Math.pow(p.topPDecay, k));
+}
