@@ -3,7 +3,7 @@
 // are dequantized once into Float32Array. Every shape is checked against the config.
 import type { WeightTensor } from "../backends/backend.js";
 import { rowBytes } from "../backends/dtypes.js";
-import { dequantizeRow } from "../backends/reference/ops-shim.js";
+import { dequantizeRow } from "../backends/reference/quant.js";
 import type { Checkpoint, TensorInfo } from "../checkpoint/types.js";
 import type { ModelConfig } from "../config/model-config.js";
 import { CheckpointError, ShapeMismatchError } from "../errors.js";

@@ -3,7 +3,7 @@
 import { rowBytes } from "../dtypes.js";
 import type { WeightTensor } from "../backend.js";
 import { ValidationError } from "../../errors.js";
-import { dequantizeRow } from "./ops-shim.js";
+import { dequantizeRow } from "./quant.js";
 
 let scratch = new Float32Array(0);
 function scratchRow(n: number): Float32Array {
