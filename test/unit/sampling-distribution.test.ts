@@ -1,0 +1,146 @@
+// Chi-square goodness of fit of sampled frequencies against the target distribution of each filter,
+// at fixed seeds (so the test is deterministic). The expected distribution is computed here in
+// plain float64 code (softmax, sort, cumulative sum), independently of the library's selection
+// heap and histogram. Threshold: the chi-square quantile at p = 0.001 (Wilson-Hilferty); tokens
+// with zero expected probability must never be drawn (exact).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createSamplingParams, type SamplingParamsInput } from "../../src/api/sampling-params.js";
+import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
+import { rngKeyForSeed } from "../../src/sampling/rng.js";
+
+const DRAWS = 20000;
+const BATCH = 500;
+
+/** Target distribution in float64: softmax(x/T) -> min_p -> top_k -> top_p, renormalized. */
+function expected(logits: number[], o: { t: number; k?: number; p?: number; minP?: number }): number[] {
+  const xmax = Math.max(...logits);
+  let probs = logits.map((x) => Math.exp((x - xmax) / o.t));
+  const z = probs.reduce((a, b) => a + b, 0);
+  probs = probs.map((q) => q / z);
+  const pmax = Math.max(...probs);
+  let keep = probs.map((q) => !(o.minP && q < o.minP * pmax));
+  const order = probs.map((_, i) => i).filter((i) => keep[i]).sort((a, b) => probs[b] - probs[a] || a - b);
+  let kept = o.k ? order.slice(0, o.k) : order;
+  if (o.p !== undefined && o.p < 1) {
+    const mass = kept.reduce((a, i) => a + probs[i], 0);
+    let cum = 0;
+    let m = 0;
+    while (m < kept.length && cum < o.p * mass) cum += probs[kept[m++]];
+    kept = kept.slice(0, Math.max(1, m));
+  }
+  keep = probs.map((_, i) => kept.includes(i));
+  const mass = kept.reduce((a, i) => a + probs[i], 0);
+  return probs.map((q, i) => (keep[i] ? q / mass : 0));
+}
+
+/** Draws DRAWS tokens for one logits vector: one row per draw, each with its own seed. */
+function drawCounts(logits: number[], input: SamplingParamsInput, seedBase: number): number[] {
+  const vocab = logits.length;
+  const params = createSamplingParams(input);
+  const sampler = new Sampler();
+  const counts = new Array<number>(vocab).fill(0);
+  const buf = new Float32Array(BATCH * vocab);
+  for (let start = 0; start < DRAWS; start += BATCH) {
+    for (let r = 0; r < BATCH; r++) buf.set(logits, r * vocab);
+    const rows: SamplingRow[] = [];
+    for (let r = 0; r < BATCH; r++) {
+      rows.push({ params, rng: rngKeyForSeed(seedBase + start + r), promptTokenIds: [1, 2], outputTokenIds: [] });
+    }
+    for (const res of sampler.sample(buf, rows, vocab)) counts[res.token]++;
+  }
+  return counts;
+}
+
+/** chi-square quantile at upper tail 0.001 (Wilson-Hilferty approximation, z = 3.0902). */
+function chi2Crit(df: number): number {
+  const a = 2 / (9 * df);
+  return df * Math.pow(1 - a + 3.0902 * Math.sqrt(a), 3);
+}
+
+/** Pools categories with expected count < 5 into one; returns [statistic, df]. */
+function chiSquare(counts: number[], probs: number[]): [number, number] {
+  let stat = 0;
+  let df = -1;
+  let poolObs = 0;
+  let poolExp = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const e = probs[i] * DRAWS;
+    if (probs[i] === 0) {
+      assert.equal(counts[i], 0, `token ${i} has zero target probability but was drawn ${counts[i]} times`);
+      continue;
+    }
+    if (e < 5) {
+      poolObs += counts[i];
+      poolExp += e;
+      continue;
+    }
+    stat += (counts[i] - e) ** 2 / e;
+    df++;
+  }
+  if (poolExp > 0) {
+    stat += (poolObs - poolExp) ** 2 / poolExp;
+    df++;
+  }
+  return [stat, df];
+}
+
+function check(logits: number[], input: SamplingParamsInput, o: Parameters<typeof expected>[1], seed: number): void {
+  const probs = expected(logits, o);
+  const counts = drawCounts(logits, input, seed);
+  const [stat, df] = chiSquare(counts, probs);
+  if (df === 0) {
+    assert.equal(counts[probs.indexOf(1)], DRAWS);
+    return;
+  }
+  assert.ok(stat < chi2Crit(df), `chi2 ${stat.toFixed(2)} >= ${chi2Crit(df).toFixed(2)} (df ${df}) for ${JSON.stringify(input)}`);
+}
+
+// 12 tokens, distinct logits, some near-ties, one banned-in-effect (-30)
+const SMALL = [2.0, 1.5, 1.4, 0.3, -0.2, 0.0, 1.0, -1.0, 2.2, 0.9, -30, 0.5];
+
+test("temperature alone: softmax(x / T)", () => {
+  check(SMALL, { temperature: 1 }, { t: 1 }, 1000);
+  check(SMALL, { temperature: 0.5 }, { t: 0.5 }, 2000);
+  check(SMALL, { temperature: 2.5 }, { t: 2.5 }, 3000);
+});
+
+test("top_k", () => {
+  check(SMALL, { temperature: 1, topK: 3 }, { t: 1, k: 3 }, 4000);
+  check(SMALL, { temperature: 0.8, topK: 7 }, { t: 0.8, k: 7 }, 5000);
+});
+
+test("top_p (full-vocabulary histogram path)", () => {
+  check(SMALL, { temperature: 1, topP: 0.5 }, { t: 1, p: 0.5 }, 6000);
+  check(SMALL, { temperature: 1.3, topP: 0.9 }, { t: 1.3, p: 0.9 }, 7000);
+});
+
+test("min_p", () => {
+  check(SMALL, { temperature: 1, minP: 0.3 }, { t: 1, minP: 0.3 }, 8000);
+  check(SMALL, { temperature: 0.7, minP: 0.05 }, { t: 0.7, minP: 0.05 }, 9000);
+});
+
+test("combined: min_p -> top_k -> top_p with temperature", () => {
+  check(SMALL, { temperature: 0.9, topK: 6, topP: 0.8 }, { t: 0.9, k: 6, p: 0.8 }, 10000);
+  check(SMALL, { temperature: 1.2, topK: 8, topP: 0.85, minP: 0.1 }, { t: 1.2, k: 8, p: 0.85, minP: 0.1 }, 11000);
+  check(SMALL, { temperature: 1.1, topP: 0.7, minP: 0.2 }, { t: 1.1, p: 0.7, minP: 0.2 }, 12000);
+});
+
+test("larger vocabulary (3000 tokens): top_p and top_k + top_p", () => {
+  // deterministic pseudo-random logits (LCG), spread ~N(0, 3) by a sum of uniforms
+  let s = 12345;
+  const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  const logits = Array.from({ length: 3000 }, () => (rnd() + rnd() + rnd() + rnd() - 2) * 5);
+  check(logits, { temperature: 1, topP: 0.6 }, { t: 1, p: 0.6 }, 13000);
+  check(logits, { temperature: 0.8, topK: 40, topP: 0.9 }, { t: 0.8, k: 40, p: 0.9 }, 14000);
+  check(logits, { temperature: 1, topK: 0, minP: 0.02 }, { t: 1, minP: 0.02 }, 15000);
+});
+
+test("the test itself can fail: a wrong target distribution is rejected", () => {
+  const probs = expected(SMALL, { t: 1, k: 3 });
+  const counts = drawCounts(SMALL, { temperature: 1, topK: 4 }, 4000);
+  assert.throws(() => chiSquare(counts, probs), /zero target probability/);
+  const shifted = expected(SMALL, { t: 1.3, k: 3 });
+  const [stat, df] = chiSquare(drawCounts(SMALL, { temperature: 1, topK: 3 }, 4000), shifted);
+  assert.ok(stat > chi2Crit(df), `chi2 ${stat} should exceed ${chi2Crit(df)} for T 1 vs 1.3`);
+});
