@@ -1,0 +1,31 @@
+// The scalar copy of the kernels: the shared sources in kern/ compiled for the baseline ISA,
+// wrapped in their own namespace with internal linkage so the two copies never mix.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#include "kernels.h"
+#include "pool.h"
+
+#define TLLM_PATH_NAME "scalar"
+
+namespace tllm {
+namespace scalar_impl {
+namespace {
+#include "kern/common.inc"
+#include "kern/dequant.inc"
+#include "kern/vecdot.inc"
+#include "kern/matmul.inc"
+#include "kern/ops.inc"
+#include "kern/attention.inc"
+#include "kern/table.inc"
+}  // namespace
+}  // namespace scalar_impl
+
+const KernelTable* scalar_kernels() { return &scalar_impl::kTable; }
+
+}  // namespace tllm

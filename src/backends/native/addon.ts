@@ -1,0 +1,77 @@
+// The native addon (build/Release/tllm.node, built from native/ by node-gyp at npm install) and the
+// one typed declaration of everything it exports. Array arguments are typed-array views: the addon
+// reads their buffer at byteOffset, so views into a memory-mapped file work at any alignment.
+// All functions throw TypeError / RangeError on bad arguments before touching memory.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export interface NativeInfo {
+  /** kernel copy in use: "avx2" (AVX2+FMA+F16C) or "scalar" (portable) */
+  readonly path: "avx2" | "scalar";
+  /** threads taking part in a parallel op (the calling thread included) */
+  readonly threads: number;
+  readonly physicalCores: number;
+  /** whether this CPU (and build) can run the avx2 copy */
+  readonly avx2Supported: boolean;
+}
+
+export interface TllmAddon {
+  info(): NativeInfo;
+  /** resize the worker pool (n >= 1, caller included) */
+  setThreads(n: number): void;
+  /** switch to the scalar kernels (true) or back to the best the CPU allows (false); for tests */
+  setForceScalar(force: boolean): void;
+  /** read-only private mapping of a whole (non-empty) file as an external ArrayBuffer */
+  mmap(path: string): ArrayBuffer;
+  /** unmap now; the buffer is detached (its views become empty) */
+  munmap(buffer: ArrayBuffer): void;
+
+  /** out[m, rows] = x[m, cols] · wᵀ; w: rows * rowBytes(dtype, cols) raw GGML bytes */
+  matmul(out: Float32Array, x: Float32Array, m: number, w: Uint8Array, dtype: number, rows: number, cols: number): void;
+  /** out[i, :] = dequantized row ids[i] of table [rows, cols] */
+  embedding(out: Float32Array, table: Uint8Array, dtype: number, rows: number, cols: number, ids: Int32Array): void;
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, m: number, n: number, eps: number): void;
+  /** neox: 1 = pairs (i, i + ropeDim/2), 0 = pairs (2i, 2i+1) */
+  rope(x: Float32Array, m: number, numHeads: number, positions: Int32Array, neox: 0 | 1, headDim: number,
+    ropeDim: number, invFreq: Float32Array, mscale: number): void;
+  siluMul(out: Float32Array, gateUp: Float32Array, m: number, n: number): void;
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  addBias(out: Float32Array, bias: Float32Array, m: number, n: number): void;
+  /** row-wise softmax of x[m, n] */
+  softmax(out: Float32Array, x: Float32Array, m: number, n: number): void;
+  /** out[i] = first index of the maximum of row i of x[m, n] */
+  argmax(out: Int32Array, x: Float32Array, m: number, n: number): void;
+  /** kv pool data: Float32Array (f32) or Uint16Array (f16 bits), [numBlocks, 2, numKvHeads, tpb, headDim] */
+  writeKv(kv: Float32Array | Uint16Array, numBlocks: number, tokensPerBlock: number, numKvHeads: number,
+    headDim: number, k: Float32Array, v: Float32Array, slots: Int32Array): void;
+  /** seqInfo: [nseq * 4] of (qStart, qLen, kvLen, offset of the seq's block table in `tables`);
+   *  window <= 0: no sliding window */
+  attention(out: Float32Array, q: Float32Array, kv: Float32Array | Uint16Array, numBlocks: number,
+    tokensPerBlock: number, numKvHeads: number, headDim: number, seqInfo: Int32Array, tables: Int32Array,
+    numHeads: number, scale: number, window: number): void;
+}
+
+/** build/Release/tllm.node from the repo (or package) root; the same relative path from src/ and dist/. */
+export const ADDON_PATH = fileURLToPath(new URL("../../../build/Release/tllm.node", import.meta.url));
+
+let cached: TllmAddon | null | undefined;
+let loadError: Error | null = null;
+
+/** The addon, or null when it is not built or fails to load (see addonLoadError()). */
+export function loadAddon(): TllmAddon | null {
+  if (cached !== undefined) return cached;
+  try {
+    if (!existsSync(ADDON_PATH)) throw new Error(`native addon not built: ${ADDON_PATH} is missing (run npm install)`);
+    const require = createRequire(import.meta.url);
+    cached = require(ADDON_PATH) as TllmAddon;
+  } catch (e) {
+    loadError = e as Error;
+    cached = null;
+  }
+  return cached;
+}
+
+export function addonLoadError(): Error | null {
+  return loadError;
+}
