@@ -1,14 +1,14 @@
 // Scale searches used by the K quantizers, after ggml-quants.c's make_qkx2_quants (affine fit with
-// a min, Q4_K/Q5_K) and make_qx_quants (symmetric fit, Q6_K). Arithmetic is rounded to f32
-// (Math.fround) at the points where C stores a float, so results track ggml closely; they are not
-// promised to be bit-identical (C compilers may fuse multiply-adds).
+// a min, Q4_K/Q5_K) and make_qx_quants (symmetric fit, Q6_K). Candidate scales and levels are
+// rounded to f32 (Math.fround) as in C; the error sums are accumulated in double (more accurate
+// and faster than rounding every step), so results can differ from ggml's in rare near-ties.
 
 const fr = Math.fround;
 
-/** ggml's nearest_int: round to nearest, ties to even (valid for |v| < 2^22). */
+/** ggml's nearest_int: round to nearest, ties to even (exact for |v| < 2^51; ggml needs |v| < 2^22). */
 export function nearestInt(v: number): number {
-  const r = Math.round(v); // ties go up
-  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+  // adding 1.5 * 2^52 leaves no fraction bits in a double, so the FPU rounds (ties to even)
+  return v + 6755399441055744 - 6755399441055744;
 }
 
 /** Result of makeQkx2Quants: x ~= scale * L + (-min). Reused object: copy before the next call. */
@@ -24,8 +24,8 @@ function fitError(n: number, x: Float32Array, xo: number, w: Float32Array, Lv: U
   scale: number, min: number): number {
   let err = 0;
   for (let i = 0; i < n; i++) {
-    const diff = fr(fr(fr(scale * Lv[lo + i]!) + min) - x[xo + i]!);
-    err = fr(err + fr(w[i]! * fr(diff * diff)));
+    const diff = scale * Lv[lo + i]! + min - x[xo + i]!;
+    err += w[i]! * diff * diff;
   }
   return err;
 }
@@ -70,14 +70,15 @@ export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: num
   let bestError = fitError(n, x, xo, w, L, lo, scale, min);
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
-    levels(n, nmax, x, xo, iscale, min, Laux, 0);
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const l = Laux[i]!;
-      const wl = fr(w[i]! * l);
-      sumL = fr(sumL + wl);
-      sumL2 = fr(sumL2 + fr(wl * l));
-      sumXL = fr(sumXL + fr(wl * x[xo + i]!));
+      const v = x[xo + i]!;
+      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(v - min)))));
+      Laux[i] = l;
+      const wl = w[i]! * l;
+      sumL += wl;
+      sumL2 += wl * l;
+      sumXL += wl * v;
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
     if (!(D > 0)) continue;
@@ -130,9 +131,9 @@ export function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: numbe
     for (let i = 0; i < n; i++) {
       const v = x[xo + i]!;
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * v))));
-      const w = fr(v * v);
-      sumLX = fr(sumLX + fr(fr(w * v) * l));
-      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
+      const w = v * v;
+      sumLX += w * v * l;
+      sumL2 += w * l * l;
     }
     const take = is === 0 ? true : sumL2 > 0 && fr(sumLX * sumLX) > fr(best * sumL2);
     if (!take) continue;

@@ -88,6 +88,11 @@ export const DEQUANT_TYPES: readonly GgmlType[] = [...DEQUANT.keys()];
 /** Types quantizeRow accepts. */
 export const QUANT_TYPES: readonly GgmlType[] = [...QUANT.keys()];
 
+/** Name for messages: also knows enum members without traits (Q2_K, F64, ...). */
+function nameOf(t: GgmlType): string {
+  return TYPE_TRAITS.get(t)?.name ?? GgmlType[t] ?? typeName(t);
+}
+
 /** Checks n against the type's block size and returns the number of blocks (elements for F*). */
 function blockCount(type: GgmlType, n: number): number {
   const tr = TYPE_TRAITS.get(type);
@@ -104,7 +109,7 @@ function blockCount(type: GgmlType, n: number): number {
  */
 export function dequantizeRow(type: GgmlType, src: Uint8Array, n: number, out: Float32Array, outOffset = 0): void {
   const fn = DEQUANT.get(type);
-  if (!fn) throw new ValidationError("type", typeName(type), `dequantization not supported (supported: ${DEQUANT_TYPES.map(typeName).join(", ")})`);
+  if (!fn) throw new ValidationError("type", nameOf(type), `dequantization not supported (supported: ${DEQUANT_TYPES.map(typeName).join(", ")})`);
   const nb = blockCount(type, n);
   const bytes = rowBytes(type, n);
   if (src.length < bytes) throw new ValidationError("src.length", src.length, `${typeName(type)} row of ${n} needs ${bytes} bytes`);
@@ -124,7 +129,7 @@ export function dequantize(type: GgmlType, src: Uint8Array, n: number): Float32A
 /** Quantizes src[0..n) to `type`; returns rowBytes(type, n) bytes of blocks. */
 export function quantizeRow(type: GgmlType, src: Float32Array, n: number): Uint8Array {
   const fn = QUANT.get(type);
-  if (!fn) throw new ValidationError("type", typeName(type), `quantization not supported (supported: ${QUANT_TYPES.map(typeName).join(", ")})`);
+  if (!fn) throw new ValidationError("type", nameOf(type), `quantization not supported (supported: ${QUANT_TYPES.map(typeName).join(", ")})`);
   const nb = blockCount(type, n);
   if (src.length < n) throw new ValidationError("src.length", src.length, `fewer than n=${n} elements`);
   const dst = new Uint8Array(rowBytes(type, n));
