@@ -9,6 +9,8 @@ import { typeName } from "../backends/dtypes.js";
 import type { ModelConfig } from "../config/model-config.js";
 import { configFromGguf } from "../models/config-from-gguf.js";
 import { configFromHf } from "../models/config-from-hf.js";
+import { DEMO_NOTICE, resolveModel } from "../checkpoint/resolve-model.js";
+import { parseFlags, UsageError } from "./args.js";
 
 export interface ModelSummary {
   path: string;
@@ -106,4 +108,36 @@ export function formatSummary(s: ModelSummary): string {
     `chat template: ${s.chatTemplate ? "yes" : "no"}`,
   ];
   return lines.join("\n");
+}
+
+export const INSPECT_HELP = `Usage: tllm inspect MODEL
+
+Prints a model's architecture, dimensions, tensor types and counts, tokenizer kind and whether it
+has a chat template, without loading its weights. MODEL: a .gguf file, an HF directory, a hub id
+(org/name or org/name:file.gguf; downloaded first) or 'demo'.
+
+Options:
+  --offline     use the local cache only (also HF_HUB_OFFLINE=1)
+  --json        print the summary as JSON
+  -h, --help    this help
+`;
+
+export async function runInspect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags("inspect", argv, {
+    offline: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  }, true);
+  if (values["help"]) {
+    process.stdout.write(INSPECT_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "missing MODEL" : `expected one MODEL, got ${positionals.length}`, "inspect");
+  const src = await resolveModel(positionals[0]!, { offline: values["offline"] === true ? true : undefined });
+  if (src.source === "demo") process.stderr.write(DEMO_NOTICE + "\n");
+  const s = summarizeModel(src.path);
+  if (values["json"]) {
+    process.stdout.write(JSON.stringify({ ...s, tensorTypes: Object.fromEntries(s.tensorTypes) }, null, 2) + "\n");
+  } else {
+    process.stdout.write(formatSummary(s) + "\n");
+  }
+  return 0;
 }
