@@ -92,30 +92,48 @@ function binOf(x: number, xmax: number, invT: number): number {
 }
 
 /**
- * Exact top-p without sorting the vocabulary: the bins give the first bin b at which the mass of
- * bins 0..b reaches topP·Σw; every token of the nucleus lies in bins 0..b, so only those are
- * gathered and sorted by weight, and the nucleus is their shortest prefix reaching topP·Σw.
+ * Exact top-p without sorting the vocabulary. Bins are ordered by weight (bin 0 holds the largest),
+ * so with b the first bin at which the mass of bins 0..b reaches topP·Σw, the nucleus is every
+ * token of bins 0..b-1 plus the shortest prefix of bin b, sorted by weight, that reaches topP·Σw.
+ * Only bin b is gathered and sorted. The draw scans bins < b in id order, then that prefix.
  */
 function drawNucleus(
   row: Float32Array, vocab: number, f: Filters, u: number, sum: number, xmax: number, s: DrawScratch,
 ): number {
   const target = f.topP * sum;
   let b = 0;
-  for (let cum = s.bins[0]; cum < target && b < NUM_BINS - 1; cum += s.bins[++b]);
+  let before = 0; // mass of bins 0..b-1
+  while (b < NUM_BINS - 1 && before + s.bins[b] < target) before += s.bins[b++];
   const ids = s.idx;
   const w = s.w;
   let n = 0;
-  for (let i = 0; i < vocab; i++) if (w[i] > 0 && binOf(row[i], xmax, f.invT) <= b) ids[n++] = i;
+  for (let i = 0; i < vocab; i++) if (w[i] > 0 && binOf(row[i], xmax, f.invT) === b) ids[n++] = i;
   ids.subarray(0, n).sort((a, c) => w[c] - w[a] || a - c);
-  let cum = 0;
+  let cum = before;
   let m = 0;
   while (m < n && cum < target) cum += w[ids[m++]];
-  m = Math.max(1, m);
+  if (m === 0 && before === 0) m = Math.min(1, n);
   const t = u * cum;
-  let acc = 0;
+  if (t < before) {
+    let acc = 0;
+    for (let i = 0; i < vocab; i++) {
+      if (w[i] > 0 && binOf(row[i], xmax, f.invT) < b) {
+        acc += w[i];
+        if (acc > t) return i;
+      }
+    }
+  }
+  let acc = before;
   for (let j = 0; j < m; j++) {
     acc += w[ids[j]];
     if (acc > t) return ids[j];
   }
-  return ids[m - 1];
+  return m > 0 ? ids[m - 1] : argmaxW(w, vocab);
+}
+
+/** Fallback for rounding corner cases: the heaviest token. */
+function argmaxW(w: Float64Array, vocab: number): number {
+  let best = 0;
+  for (let i = 1; i < vocab; i++) if (w[i] > w[best]) best = i;
+  return best;
 }

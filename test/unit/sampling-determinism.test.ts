@@ -101,3 +101,17 @@ test("same seed, same tokens: alone, inside a batch of 16, after other rows ran 
   generate(new Sampler(), [otherSeed], 40);
   assert.notDeepEqual(otherSeed.out, alone.out, "a different seed gives a different sequence");
 });
+
+test("logits given as a subarray view of a larger buffer sample the same as a fresh array", () => {
+  const params = createSamplingParams({ temperature: 1, topP: 0.8, seed: 77 });
+  const big = new Float32Array(5 * VOCAB);
+  const fresh = new Float32Array(2 * VOCAB);
+  for (let r = 0; r < 2; r++) {
+    logitsFor(50 + r, 0, big.subarray((r + 3) * VOCAB, (r + 4) * VOCAB));
+    logitsFor(50 + r, 0, fresh.subarray(r * VOCAB, (r + 1) * VOCAB));
+  }
+  const rows: SamplingRow[] = [0, 1].map((i) => ({ params, rng: rngKeyForSeed(77, i), promptTokenIds: [], outputTokenIds: [] }));
+  const a = new Sampler().sample(big.subarray(3 * VOCAB), rows, VOCAB).map((r) => r.token);
+  const b = new Sampler().sample(fresh, rows, VOCAB).map((r) => r.token);
+  assert.deepEqual(a, b);
+});
