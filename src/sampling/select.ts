@@ -33,16 +33,19 @@ export function selectTopK(
   row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array,
 ): number {
   let size = 0;
+  let thr = -Infinity; // a candidate must beat this: -Infinity until the heap is full, then its root
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
-    if (!(x > -Infinity)) continue;
+    if (!(x > thr)) continue;
     if (size < k) {
       heapPush(outIdx, outVal, size++, i, x);
-    } else if (x > outVal[0]) {
-      // a tie with the root loses: the root has the lower id (we scan ids in increasing order)
+      if (size === k) thr = outVal[0];
+    } else {
+      // a tie with the root loses: the root has the lower id (ids are scanned in increasing order)
       outIdx[0] = i;
       outVal[0] = x;
       siftDown(outIdx, outVal, size, 0);
+      thr = outVal[0];
     }
   }
   sortDesc(outIdx, outVal, size);
