@@ -30,13 +30,11 @@ function fitError(n: number, x: Float32Array, xo: number, w: Float32Array, Lv: U
   return err;
 }
 
-/** Levels for inverse scale iscale: Lv[lo+i] = clamp(round(iscale * (x - min)), 0, nmax). */
-function levels(n: number, nmax: number, x: Float32Array, xo: number, iscale: number, min: number,
-  Lv: Uint8Array, lo: number): void {
-  for (let i = 0; i < n; i++) {
-    const l = nearestInt(fr(iscale * fr(x[xo + i]! - min)));
-    Lv[lo + i] = Math.max(0, Math.min(nmax, l));
-  }
+/** x - min per element (f32), for the current min of makeQkx2Quants; n <= 32. */
+const shifted = new Float32Array(32);
+
+function shift(n: number, x: Float32Array, xo: number, min: number): void {
+  for (let i = 0; i < n; i++) shifted[i] = x[xo + i]! - min;
 }
 
 /**
@@ -66,19 +64,19 @@ export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: num
   }
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
-  levels(n, nmax, x, xo, iscale, min, L, lo);
+  shift(n, x, xo, min);
+  for (let i = 0; i < n; i++) L[lo + i] = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * shifted[i]!))));
   let bestError = fitError(n, x, xo, w, L, lo, scale, min);
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const v = x[xo + i]!;
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(v - min)))));
+      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * shifted[i]!))));
       Laux[i] = l;
       const wl = w[i]! * l;
       sumL += wl;
       sumL2 += wl * l;
-      sumXL += wl * v;
+      sumXL += wl * x[xo + i]!;
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
     if (!(D > 0)) continue;
@@ -90,9 +88,10 @@ export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: num
     }
     const curError = fitError(n, x, xo, w, Laux, 0, thisScale, thisMin);
     if (curError < bestError) {
-      L.set(Laux.subarray(0, n), lo);
+      for (let i = 0; i < n; i++) L[lo + i] = Laux[i]!;
       bestError = curError;
       scale = thisScale;
+      if (min !== thisMin) shift(n, x, xo, thisMin); // later candidates use the new min, as in ggml
       min = thisMin;
     }
   }
