@@ -45,6 +45,7 @@ for (const v of VOCABS) {
   });
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const CJK_EMOJI = "日本語のテキスト、中文字符，한국어 텍스트 🦙🚀👨‍👩‍👧‍👦 ok 🤖";
 
 for (const v of VOCABS) {
@@ -56,7 +57,7 @@ for (const v of VOCABS) {
     deltas.push(detok.flush());
     for (const d of deltas) {
       assert.ok(!d.includes("\uFFFD"), `${v}: replacement char in delta ${JSON.stringify(d)}`);
-      assert.equal(d, d.toWellFormed(), `${v}: lone surrogate in delta ${JSON.stringify(d)}`);
+      assert.ok(!LONE_SURROGATE.test(d), `${v}: lone surrogate in delta ${JSON.stringify(d)}`);
     }
     assert.equal(deltas.join(""), tok.decode(ids, { skipSpecialTokens: true }));
     assert.equal(deltas.join(""), CJK_EMOJI);
