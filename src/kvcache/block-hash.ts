@@ -1,8 +1,8 @@
 // Chained block hashes for prefix reuse. A full block's key is SHA-256 over
 // (parent block's digest, extra keys, the block's token ids as little-endian int32), so equal keys
 // mean equal token prefixes from position 0 (the chain) under the same salt / LoRA id.
-// SHA-256 (as TensorRT-LLM uses) costs about 2 µs per 32-token block here: hashing happens once per
-// full block, so a 4096-token prompt costs ~0.25 ms, negligible next to its prefill.
+// SHA-256 (as TensorRT-LLM uses) costs about 1.7 µs per 32-token block here: hashing happens once per
+// full block, so allocating a 4096-token prompt costs ~0.22 ms (median), negligible next to its prefill.
 
 import { createHash } from "node:crypto";
 
@@ -36,15 +36,20 @@ export function extendBlockHashes(
   extraKey: string,
 ): BlockHash[] {
   const numFull = Math.floor(Math.min(limit, tokens.length) / tokensPerBlock);
-  const buf = Buffer.allocUnsafe(tokensPerBlock * 4);
+  if (numFull <= prev.length) return prev;
+  // the block's tokens as int32 (host order: little-endian on every platform we build for)
+  const words = new Int32Array(tokensPerBlock);
+  const buf = Buffer.from(words.buffer);
+  let parent: Buffer | null = prev.length > 0 ? Buffer.from(prev[prev.length - 1]!, "base64") : null;
   for (let b = prev.length; b < numFull; b++) {
     const h = createHash("sha256");
-    if (b === 0) h.update(`root;${extraKey}`);
-    else h.update(Buffer.from(prev[b - 1]!, "base64"));
+    if (parent === null) h.update(`root;${extraKey}`);
+    else h.update(parent);
     const base = b * tokensPerBlock;
-    for (let i = 0; i < tokensPerBlock; i++) buf.writeInt32LE(tokens[base + i]! | 0, i * 4);
+    for (let i = 0; i < tokensPerBlock; i++) words[i] = tokens[base + i]!;
     h.update(buf);
-    prev.push(h.digest("base64"));
+    parent = h.digest();
+    prev.push(parent.toString("base64"));
   }
   return prev;
 }
