@@ -295,3 +295,25 @@ export function validateSamplingParamsForVocab(p: SamplingParams, vocabSize: num
     bias.ids.forEach((t) => checkId("embeddingBias", t));
   }
 }
+
+/** generation_config.json keys that become sampling defaults (as vLLM's get_diff_sampling_param). */
+const GENERATION_CONFIG_KEYS: Readonly<Record<string, Key>> = {
+  temperature: "temperature", top_p: "topP", top_k: "topK", min_p: "minP",
+  repetition_penalty: "repetitionPenalty", max_new_tokens: "maxTokens",
+};
+
+/**
+ * The sampling defaults of a parsed generation_config.json (other keys, e.g. do_sample or
+ * eos_token_id, are ignored here; EOS ids come from the tokenizer/model config). The result is the
+ * `defaults` argument of createSamplingParams.
+ */
+export function defaultsFromGenerationConfig(json: Record<string, unknown>): SamplingParamsInput {
+  const out: Record<string, unknown> = {};
+  for (const [k, key] of Object.entries(GENERATION_CONFIG_KEYS)) {
+    const v = json[k];
+    if (v === undefined || v === null) continue;
+    CHECKS[key](`generation_config.${k}`, v);
+    out[key] = v;
+  }
+  return out as SamplingParamsInput;
+}

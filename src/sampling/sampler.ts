@@ -46,7 +46,7 @@ export interface SamplingRow {
   badWordsIds?: readonly (readonly number[])[];
   /** top-k logprobs wanted for this token; default params.logprobs (null: none, 0: sampled only) */
   numLogprobs?: number | null;
-  /** computes `logprob` even without numLogprobs (cumulative logprob for bestOf > n ranking) */
+  /** computes `logprob` even without numLogprobs (always on when bestOf > n, for the ranking) */
   needLogprob?: boolean;
   requestId?: string | number;
 }
@@ -82,7 +82,7 @@ export class Sampler {
     if (p.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported by Sampler.sample");
     const seq = this.seq.set(r.promptTokenIds, r.outputTokenIds);
     const numLogprobs = r.numLogprobs !== undefined ? r.numLogprobs : p.logprobs;
-    const wantLogprob = numLogprobs !== null || r.needLogprob === true;
+    const wantLogprob = numLogprobs !== null || r.needLogprob === true || p.bestOf > p.n;
     let raw = row;
     if (wantLogprob && modifiesLogits(p, r)) {
       if (this.raw.length < vocab) this.raw = new Float32Array(vocab);

@@ -1,7 +1,9 @@
 // SamplingParams validation (each bad field named), strategy resolution and default precedence.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createSamplingParams, validateSamplingParamsForVocab, type SamplingParamsInput } from "../../src/api/sampling-params.js";
+import {
+  createSamplingParams, defaultsFromGenerationConfig, validateSamplingParamsForVocab, type SamplingParamsInput,
+} from "../../src/api/sampling-params.js";
 import { UnknownOptionError, ValidationError } from "../../src/errors.js";
 
 function rejects(input: Record<string, unknown>, field: string): void {
@@ -155,4 +157,13 @@ test("validateSamplingParamsForVocab names out-of-range ids and a wrong bias len
   check({ embeddingBias: { 150: 1 } }, "embeddingBias");
   check({ embeddingBias: new Float32Array(99) }, "embeddingBias");
   validateSamplingParamsForVocab(createSamplingParams({ endId: 99, embeddingBias: new Float32Array(100) }), 100);
+});
+
+test("defaultsFromGenerationConfig maps known keys, ignores others, names bad values", () => {
+  const d = defaultsFromGenerationConfig({ temperature: 0.7, top_p: 0.8, top_k: 20, do_sample: true, eos_token_id: [1, 2], max_new_tokens: 64 });
+  assert.deepEqual(d, { temperature: 0.7, topP: 0.8, topK: 20, maxTokens: 64 });
+  const p = createSamplingParams({ maxTokens: 5 }, d);
+  assert.deepEqual([p.strategy, p.temperature, p.topP, p.topK, p.maxTokens], ["sample", 0.7, 0.8, 20, 5]);
+  assert.throws(() => defaultsFromGenerationConfig({ top_p: 2 }),
+    (e: unknown) => e instanceof ValidationError && e.field === "generation_config.top_p");
 });

@@ -14,7 +14,7 @@ function run(
   logits: number[], input: SamplingParamsInput, prompt: number[], output: number[], extra: Partial<SamplingRow> = {},
 ) {
   const row = Float32Array.from(logits);
-  const params = createSamplingParams({ temperature: 0, ...input });
+  const params = createSamplingParams({ temperature: 0, ...input }); // callers may override temperature
   const res = new Sampler().sample(row, [{ params, rng: rngKeyForSeed(0), promptTokenIds: prompt, outputTokenIds: output, ...extra }], logits.length);
   return { row: [...row], res: res[0] };
 }
@@ -101,6 +101,8 @@ test("logprobs are of the raw distribution, with ranks and top-k", () => {
   assert.ok(Math.abs(res.topLogprobs![0].logprob - (3 - lse)) < 1e-12);
   const none = run(logits, {}, [], []).res;
   assert.ok(Number.isNaN(none.logprob) && none.rank === 0 && none.topLogprobs === undefined);
+  const ranked = run(logits, { n: 1, bestOf: 2, temperature: 1, seed: 3 }, [], []).res;
+  assert.ok(Math.abs(ranked.logprob - (logits[ranked.token] - lse)) < 1e-12, "bestOf > n always computes the logprob");
   const only = run(logits, { logprobs: 0 }, [], []).res;
   assert.ok(Math.abs(only.logprob - (3 - lse)) < 1e-12 && only.rank === 1 && only.topLogprobs === undefined);
 });
