@@ -89,7 +89,7 @@ export class Sampler {
       raw = this.raw.subarray(0, vocab);
       raw.set(row);
     }
-    this.process(row, r, vocab, seq);
+    this.applyProcessors(row, r, vocab, seq);
     const token = p.strategy === "greedy" ? argmax(row, vocab) : this.drawSample(row, r, vocab);
     if (!wantLogprob) return { token, logprob: NaN, rank: 0 };
     const lse = logSumExp(raw, vocab);
@@ -99,7 +99,7 @@ export class Sampler {
   }
 
   /** Steps 1-6 in place. */
-  private process(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq): void {
+  private applyProcessors(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq): void {
     const p = r.params;
     if (p.embeddingBias) applyBias(row, vocab, p.embeddingBias);
     if (p.badTokenIds.length > 0 || (r.badWordsIds?.length ?? 0) > 0) {
