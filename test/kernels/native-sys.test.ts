@@ -1,0 +1,86 @@
+// The addon's system side: load-time dispatch (TLLM_FORCE_SCALAR in a child process), thread pool
+// control, and mmap (contents, views at odd offsets, unmapping through MappedFile.close()).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GgmlType } from "../../src/backends/dtypes.js";
+import { NativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
+import { loadAddon } from "../../src/backends/native/addon.js";
+import { openMappedFile } from "../../src/checkpoint/mapped-file.js";
+import { ReferenceBackend } from "../../src/backends/reference/index.js";
+import { ValidationError } from "../../src/errors.js";
+import { SEED, SKIP_REASON, randArray, randWeight, rng } from "./native-helpers.js";
+
+const ROOT = new URL("../../", import.meta.url);
+
+test("TLLM_FORCE_SCALAR=1 selects the scalar path at load; kernels there still match", { skip: SKIP_REASON }, () => {
+  const script = `
+    import { NativeBackend, nativeInfo } from "./src/backends/native/index.ts";
+    const nb = new NativeBackend();
+    const out = new Float32Array(2);
+    nb.rmsNorm(out, Float32Array.from([3, 4]), Float32Array.from([1, 2]), 1, 2, 0);
+    console.log(JSON.stringify({ info: nativeInfo(), out: Array.from(out) }));`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script],
+    { cwd: ROOT, env: { ...process.env, TLLM_FORCE_SCALAR: "1" }, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout.trim().split("\n").pop()!) as { info: { path: string }; out: number[] };
+  assert.equal(res.info.path, "scalar");
+  // rms([3, 4]) = sqrt(12.5); out = x / rms * w
+  const rms = Math.sqrt(12.5);
+  assert.ok(Math.abs(res.out[0]! - 3 / rms) < 1e-6 && Math.abs(res.out[1]! - 8 / rms) < 1e-6, String(res.out));
+});
+
+test("default path is avx2 where the CPU has it; threads default to physical cores and can be set", { skip: SKIP_REASON }, () => {
+  const info = nativeInfo();
+  if (process.env.TLLM_FORCE_SCALAR !== "1") assert.equal(info.path, info.avx2Supported ? "avx2" : "scalar");
+  assert.equal(info.threads, info.physicalCores);
+  const nb = new NativeBackend(), ref = new ReferenceBackend();
+  const w = randWeight(rng(SEED), GgmlType.Q8_0, 300, 512), x = randArray(rng(SEED + 1), 7 * 512);
+  const base = new Float32Array(7 * 300);
+  nb.matmul(base, x, 7, w);
+  try {
+    for (const n of [1, 3]) {
+      setNativeThreads(n);
+      assert.equal(nativeInfo().threads, n);
+      const got = new Float32Array(7 * 300);
+      nb.matmul(got, x, 7, w);
+      // the same tiles in the same order per output element: identical bits for any thread count
+      assert.deepEqual(got, base, `threads=${n}`);
+    }
+  } finally {
+    setNativeThreads(info.threads);
+  }
+  const e = new Float32Array(7 * 300);
+  ref.matmul(e, x, 7, w);
+  for (let i = 0; i < e.length; i++) assert.ok(Math.abs(e[i]! - base[i]!) < 1e-3 * (1 + Math.abs(e[i]!)));
+  assert.throws(() => setNativeThreads(0), ValidationError);
+});
+
+test("mmap maps the file read-only; MappedFile uses it and close() unmaps", { skip: SKIP_REASON }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tllm-mmap-"));
+  try {
+    const path = join(dir, "f.bin");
+    const bytes = new Uint8Array(10000).map((_, i) => (i * 7 + 3) & 255);
+    writeFileSync(path, bytes);
+    const a = loadAddon()!;
+    const ab = a.mmap(path);
+    assert.equal(ab.byteLength, bytes.length);
+    assert.deepEqual(new Uint8Array(ab), bytes);
+    a.munmap(ab);
+    assert.equal(ab.byteLength, 0, "detached after munmap");
+    assert.throws(() => a.mmap(join(dir, "missing.bin")), /cannot open/);
+
+    const f = openMappedFile(path);  // the native backend module installed mmap on import
+    const view = f.bytes(4097, 33);
+    assert.equal(view.byteOffset, 4097);
+    assert.equal(view.buffer.byteLength, bytes.length, "a view of the whole mapping, not a copy");
+    assert.deepEqual(view, bytes.subarray(4097, 4130));
+    f.close();
+    assert.equal(view.length, 0, "views are detached once the file is closed");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
