@@ -10,6 +10,10 @@ import { downloadFromHub, type HubDownloadOptions } from "../../src/checkpoint/h
 import { readGgufMetadata } from "../../src/checkpoint/gguf.js";
 import { CheckpointError } from "../../src/errors.js";
 import { FakeHub, etagOf } from "./fake-hub-server.js";
+import { parseHubSpec, resolveModel } from "../../src/checkpoint/resolve-model.js";
+import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
+import { GgmlType } from "../../src/backends/dtypes.js";
+import { LLM } from "../../src/api/llm.js";
 
 const GGUF = readFileSync(join(import.meta.dirname, "../fixtures/vocab/ggml-vocab-llama-spm.gguf"));
 const CONFIG = Buffer.from(JSON.stringify({ architectures: ["LlamaForCausalLM"], hidden_size: 64 }));
@@ -154,4 +158,55 @@ test("a repo with several GGUFs asks for one by name; unknown repo and file are 
     (err: unknown) => err instanceof CheckpointError && err.field === "repo");
   await assert.rejects(downloadFromHub(opts({ repo: "acme/tiny-gguf", file: "x.gguf", env: env("nofile") })),
     (err: unknown) => err instanceof CheckpointError && err.field === "file");
+});
+
+test("model specs: org/name[:file] parse as hub ids; local paths do not reach the hub", async () => {
+  assert.deepEqual(parseHubSpec("acme/tiny"), { repo: "acme/tiny" });
+  assert.deepEqual(parseHubSpec("acme/tiny:sub/m-Q8_0.gguf"), { repo: "acme/tiny", file: "sub/m-Q8_0.gguf" });
+  assert.equal(parseHubSpec("acme"), null);
+  assert.equal(parseHubSpec("acme/tiny:"), null);
+  assert.equal(parseHubSpec("a/b/c"), null);
+  const dir = join(tmp, "local-one");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "only.gguf"), GGUF);
+  const n = hub.requests.length;
+  assert.deepEqual(await resolveModel(dir, { env: env("local") }), { path: join(dir, "only.gguf"), format: "gguf", source: "local" });
+  assert.equal(hub.requests.length, n, "a local path makes no request");
+  const empty = join(tmp, "local-empty");
+  mkdirSync(empty, { recursive: true });
+  await assert.rejects(resolveModel(empty, { env: env("local") }), (e: unknown) => e instanceof CheckpointError && e.field === "path");
+  await assert.rejects(resolveModel("./missing.gguf", { env: env("local") }), (e: unknown) => e instanceof CheckpointError && e.field === "model");
+});
+
+test("LLM loads a hub GGUF (org/name:file) through HF_ENDPOINT and generates; offline it reuses the cache", async () => {
+  const spec: RandomModelSpec = {
+    arch: "llama", vocab: join(import.meta.dirname, "../fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 64, layers: 1,
+    heads: 4, kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: true, qkvBias: false, qkNorm: false, ropeTheta: 10000,
+    rmsEps: 1e-5, maxPositions: 128, seed: 99, weightTypes: GgmlType.Q8_0,
+  };
+  const bytes = readFileSync((await ensureFixture(spec, join(tmpdir(), "tllm-test-fixtures"))).gguf);
+  hub.addRepo({ id: "acme/rand", files: { "rand-Q8_0.gguf": bytes, "README.md": Buffer.from("hi") } });
+  const home = join(tmp, "llm-home");
+  const saved = { HF_HOME: process.env["HF_HOME"], HF_ENDPOINT: process.env["HF_ENDPOINT"] };
+  process.env["HF_HOME"] = home;
+  process.env["HF_ENDPOINT"] = url;
+  try {
+    const llm = await LLM.create({ model: "acme/rand:rand-Q8_0.gguf" });
+    assert.equal(llm.source.source, "hub");
+    assert.equal(llm.source.commit, hub.shaOf("acme/rand"));
+    assert.ok(llm.source.path.startsWith(join(home, "hub", "models--acme--rand", "snapshots")));
+    const out = await llm.generate("Hello", { maxTokens: 4, ignoreEos: true });
+    await llm.shutdown();
+    assert.equal(out.outputs[0]!.tokenIds.length, 4);
+    const n = hub.requests.length;
+    const again = await LLM.create({ model: "acme/rand:rand-Q8_0.gguf", offline: true });
+    assert.equal(hub.requests.length, n, "offline: no request");
+    assert.deepEqual((await again.generate("Hello", { maxTokens: 4, ignoreEos: true })).outputs[0]!.tokenIds, out.outputs[0]!.tokenIds);
+    await again.shutdown();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 });
