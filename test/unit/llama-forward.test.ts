@@ -9,9 +9,15 @@ import type { AttnSeq, WeightTensor } from "../../src/backends/backend.js";
 import type { ModelConfig } from "../../src/config/model-config.js";
 import type { Checkpoint, TensorInfo } from "../../src/checkpoint/types.js";
 import { LlamaModel } from "../../src/models/llama.js";
-import { HF_NAMES, loadLlamaWeights, type LayerWeights, type LlamaWeights } from "../../src/models/weights.js";
+import { GGUF_NAMES, HF_NAMES, loadLlamaWeights, permuteQkRows, type LayerWeights, type LlamaWeights } from "../../src/models/weights.js";
+import { loadModel } from "../../src/models/loader.js";
+import { writeSafetensors } from "../../src/checkpoint/safetensors.js";
+import { writeGguf, type GgufKv } from "../../src/checkpoint/gguf-writer.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
-import { CheckpointError, ShapeMismatchError } from "../../src/errors.js";
+import { CheckpointError, ShapeMismatchError, ValidationError } from "../../src/errors.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -273,4 +279,107 @@ test("loadLlamaWeights: wrong shape -> ShapeMismatchError, missing -> Checkpoint
   const biased = config({ attentionBias: true });
   assert.throws(() => loadLlamaWeights(fakeCheckpoint(biased, w), biased),
     (e: unknown) => e instanceof CheckpointError && e.field === "model.layers.0.self_attn.q_proj.bias");
+});
+
+/** Writes `w` as an HF directory and as the GGUF twin llama.cpp's converter would produce
+ *  (Q/K rows permuted, llama.* keys); returns both paths. */
+function writeTwins(dir: string, c: ModelConfig, w: LlamaWeights): { hf: string; gguf: string } {
+  const f32 = (t: WeightTensor) => new Float32Array(t.data.buffer, t.data.byteOffset, t.rows * t.cols);
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const hf: { name: string; dtype: string; shape: number[]; data: Uint8Array }[] = [];
+  const gg: { name: string; dtype: GgmlType; shape: number[]; data: Uint8Array }[] = [];
+  const put = (hfName: string, ggName: string, shape: number[], a: Float32Array, perm = 0) => {
+    hf.push({ name: hfName, dtype: "F32", shape, data: bytes(a) });
+    const g = perm ? permuteQkRows(a, shape[0]!, shape[1]!, perm) : a;
+    gg.push({ name: ggName, dtype: GgmlType.F32, shape, data: bytes(g) });
+  };
+  put(HF_NAMES.embed, GGUF_NAMES.embed, [c.vocabSize, c.hiddenSize], f32(w.embed));
+  put(HF_NAMES.lmHead, GGUF_NAMES.lmHead, [c.vocabSize, c.hiddenSize], f32(w.lmHead));
+  put(HF_NAMES.finalNorm, GGUF_NAMES.finalNorm, [c.hiddenSize], w.finalNorm);
+  w.layers.forEach((L, i) => {
+    const both = (r: Parameters<typeof HF_NAMES.layer>[1], t: WeightTensor | Float32Array, perm = 0) =>
+      t instanceof Float32Array ? put(HF_NAMES.layer(i, r), GGUF_NAMES.layer(i, r), [t.length], t)
+        : put(HF_NAMES.layer(i, r), GGUF_NAMES.layer(i, r), [t.rows, t.cols], f32(t), perm);
+    both("attnNorm", L.attnNorm); both("ffnNorm", L.ffnNorm);
+    both("wq", L.wq, c.numHeads); both("wk", L.wk, c.numKvHeads); both("wv", L.wv); both("wo", L.wo);
+    both("wGate", L.wGate); both("wUp", L.wUp); both("wDown", L.wDown);
+  });
+  const hfDir = join(dir, "hf");
+  mkdirSync(hfDir);
+  writeFileSync(join(hfDir, "config.json"), JSON.stringify({
+    architectures: ["LlamaForCausalLM"], hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
+    num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads, num_hidden_layers: c.numLayers,
+    max_position_embeddings: c.maxPositionEmbeddings, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta,
+    vocab_size: c.vocabSize, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+  }));
+  writeSafetensors(join(hfDir, "model.safetensors"), hf);
+  const a = "llama";
+  const md: GgufKv[] = [
+    ["general.architecture", "string", a], [`${a}.embedding_length`, "u32", c.hiddenSize], [`${a}.block_count`, "u32", c.numLayers],
+    [`${a}.attention.head_count`, "u32", c.numHeads], [`${a}.attention.head_count_kv`, "u32", c.numKvHeads],
+    [`${a}.feed_forward_length`, "u32", c.intermediateSize], [`${a}.context_length`, "u32", c.maxPositionEmbeddings],
+    [`${a}.attention.layer_norm_rms_epsilon`, "f32", c.rmsNormEps], [`${a}.rope.freq_base`, "f32", c.ropeTheta],
+    [`${a}.rope.dimension_count`, "u32", c.headDim],
+  ];
+  const ggPath = join(dir, "model.gguf");
+  writeGguf(ggPath, { metadata: md, tensors: gg });
+  return { hf: hfDir, gguf: ggPath };
+}
+
+test("loadModel: an HF directory and its permuted GGUF twin (norm rope) give the same logits", () => {
+  const c = config();
+  const w = randomWeights(c, 5);
+  const dir = mkdtempSync(join(tmpdir(), "tllm-llama-"));
+  try {
+    const paths = writeTwins(dir, c, w);
+    const be = new ReferenceBackend();
+    const hf = loadModel(paths.hf, be), gg = loadModel(paths.gguf, be);
+    try {
+      assert.equal(hf.config.ropeStyle, "neox");
+      assert.equal(gg.config.ropeStyle, "norm");
+      assert.equal(gg.config.vocabSize, c.vocabSize, "vocab from token_embd.weight");
+      const run = (m: LlamaModel) => {
+        const kv = new SimpleKvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: 8, tokensPerBlock: 4, dtype: "f32" });
+        kv.allocSeq(0, 16);
+        return step(m, kv, [{ seqId: 0, tokens: PROMPT, start: 0 }]);
+      };
+      const a = run(hf.model), b = run(gg.model);
+      // same weights, q·k summed in another order and eps stored as f32 in GGUF: ~1e-6
+      assert.ok(maxAbsDiff(a, b) < 1e-5, `max diff ${maxAbsDiff(a, b)}`);
+      // and without the permutation the GGUF file would be wrong: the test can fail
+      const unpermuted = loadLlamaWeights(hf.checkpoint, { ...c, ropeStyle: "norm" });
+      const wrong = run(new LlamaModel({ ...c, ropeStyle: "norm" }, unpermuted, be));
+      assert.ok(maxAbsDiff(a, wrong) > 1e-3);
+    } finally {
+      hf.checkpoint.close();
+      gg.checkpoint.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("SimpleKvCache: contiguous first-fit blocks after the null block, slots, free and reuse", () => {
+  const kv = new SimpleKvCache({ numLayers: 2, numKvHeads: 1, headDim: 2, numBlocks: 6, tokensPerBlock: 4, dtype: "f16" });
+  assert.equal(kv.layers.length, 2);
+  assert.ok(kv.layers[0]!.data instanceof Uint16Array);
+  assert.equal(kv.layers[0]!.data.length, 6 * 2 * 1 * 4 * 2);
+  kv.allocSeq(7, 5); // 2 blocks: 1, 2
+  kv.allocSeq(8, 8); // 2 blocks: 3, 4
+  assert.deepEqual([...kv.blockTable(7)], [1, 2]);
+  assert.deepEqual([...kv.blockTable(8)], [3, 4]);
+  assert.deepEqual([...kv.slotsFor(7, 3, 2)], [7, 8]);
+  assert.deepEqual([...kv.slotsFor(8, 0, 2)], [12, 13]);
+  assert.equal(kv.freeBlocks, 1);
+  assert.throws(() => kv.allocSeq(9, 5), (e: unknown) => e instanceof ValidationError && e.field === "maxTokens");
+  assert.throws(() => kv.slotsFor(7, 4, 2), (e: unknown) => e instanceof ValidationError && e.field === "positions");
+  assert.throws(() => kv.allocSeq(8, 1), (e: unknown) => e instanceof ValidationError && e.field === "seqId");
+  kv.freeSeq(7); // free: 1, 2 and 5; no run of 3
+  assert.throws(() => kv.allocSeq(9, 12), ValidationError);
+  kv.allocSeq(9, 8);
+  assert.deepEqual([...kv.blockTable(9)], [1, 2]);
+  kv.freeSeq(8);
+  kv.allocSeq(10, 12); // 3, 4, 5 are now a run
+  assert.deepEqual([...kv.blockTable(10)], [3, 4, 5]);
+  assert.throws(() => kv.blockTable(8), ValidationError);
 });

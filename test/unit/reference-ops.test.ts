@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ReferenceBackend, kvIndex } from "../../src/backends/reference/index.js";
-import { GgmlType } from "../../src/backends/dtypes.js";
+import { GgmlType, rowBytes } from "../../src/backends/dtypes.js";
+import { dequantize, quantizeRow } from "../../src/backends/reference/quant.js";
 import type { KvLayer, WeightTensor } from "../../src/backends/backend.js";
 import { f32ToF16 } from "../../src/backends/reference/f16.js";
 import { ValidationError } from "../../src/errors.js";
@@ -180,4 +181,31 @@ test("attention rejects a block table shorter than kvLen", () => {
   const { kv } = threeTokenCache("f32");
   assert.throws(() => be.attention(new Float32Array(2), new Float32Array(2), kv, [{ qStart: 0, qLen: 1, kvLen: 3, blockTable: Int32Array.from([3]) }],
     { numHeads: 1, numKvHeads: 1, headDim: 2, scale: 1, slidingWindow: null }), ValidationError);
+});
+
+test("matmul on quantized weights equals matmul on their dequantized F32 rows (chunked decode, 3 chunks)", () => {
+  const k = 256, n = 150, m = 3; // 16384 / 256 = 64 rows per decode call -> chunks of 64, 64, 22
+  let s = 3;
+  const r = () => ((s = (s * 69069 + 1) >>> 0) / 2 ** 32) - 0.5;
+  const wf = Float32Array.from({ length: n * k }, r), x = Float32Array.from({ length: m * k }, r);
+  for (const t of [GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.F16]) {
+    const data = new Uint8Array(n * rowBytes(t, k));
+    for (let j = 0; j < n; j++) data.set(quantizeRow(t, wf.subarray(j * k, (j + 1) * k), k), j * rowBytes(t, k));
+    const deq = dequantize(t, data, n * k);
+    const got = new Float32Array(m * n), want = new Float32Array(m * n);
+    be.matmul(got, x, m, { name: "q", dtype: t, rows: n, cols: k, data });
+    be.matmul(want, x, m, f32Weight("d", n, k, [...deq]));
+    // same decoded values, same summation order: bit-identical
+    assert.deepEqual([...got], [...want], `type ${t}`);
+  }
+});
+
+test("matmul reads F32 weights at an unaligned byte offset", () => {
+  const vals = Float32Array.from([1, 2, 3, 4, 5, 6]);
+  const buf = new Uint8Array(25);
+  buf.set(new Uint8Array(vals.buffer), 1);
+  const w: WeightTensor = { name: "u", dtype: GgmlType.F32, rows: 2, cols: 3, data: buf.subarray(1) };
+  const out = new Float32Array(2);
+  be.matmul(out, Float32Array.from([1, 0, -1]), 1, w);
+  assert.deepEqual([...out], [-2, -2]);
 });
