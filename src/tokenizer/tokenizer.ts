@@ -109,8 +109,8 @@ export class Tokenizer {
   /** From an HF tokenizer directory (tokenizer.json required). */
   static fromHfDir(dir: string): Tokenizer {
     const file = join(dir, "tokenizer.json");
-    const json = readFileSync(file, "utf8");
     const tj = readJson(file, true)!;
+    const json = readFileSync(file, "utf8");
     const config = readJson(join(dir, "tokenizer_config.json"), false) ?? {};
     const { pieces, special } = hfPieces(tj, file);
     const style = pieceStyle(tj);

@@ -158,3 +158,37 @@ for (const v of ["phi-3", "qwen2"] as const) {
     }
   });
 }
+
+test("fromHfDir: BOS from the post-processor when add_bos_token is absent; chat_template.json", async () => {
+  const { tok, md } = load("phi-3");
+  const dir = mkdtempSync(join(tmpdir(), "tllm-tok-"));
+  try {
+    const config = ggufVocabToTokenizerConfig(md) as Record<string, unknown>;
+    delete config.add_bos_token;
+    delete config.chat_template;
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(ggufVocabToTokenizerJson(md)));
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(config));
+    writeFileSync(join(dir, "chat_template.json"), JSON.stringify({ chat_template: "{{ bos_token }}" }));
+    const hf = Tokenizer.fromHfDir(dir);
+    assert.equal(hf.addBos, true); // the converted tokenizer.json's TemplateProcessing starts with <s>
+    assert.deepEqual(await hf.encode("Hi"), await tok.encode("Hi"));
+    assert.equal(hf.chatTemplate, "{{ bos_token }}");
+    assert.deepEqual(hf.eosTokenIds, [tok.eosTokenIds[0]]); // no generation_config.json: tokenizer_config's eos only
+    config.add_bos_token = false;
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(config));
+    const noBos = Tokenizer.fromHfDir(dir);
+    assert.equal(noBos.addBos, false);
+    assert.deepEqual(await noBos.encode("Hi"), await tok.encode("Hi", { addSpecialTokens: false }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("fromHfDir: missing tokenizer.json is a CheckpointError naming the file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tllm-tok-"));
+  try {
+    assert.throws(() => Tokenizer.fromHfDir(dir), (e: unknown) => e instanceof CheckpointError && e.file === join(dir, "tokenizer.json"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
