@@ -2,7 +2,10 @@
 // time from the llama.cpp source bundle that node-llama-cpp ships, run through python3 + numpy.
 // Dequantization of random blocks must match bit for bit (f32 bit patterns); so must our
 // quantizers for the types gguf-py can quantize (its quantizers reproduce ggml's *_ref ones).
-// Needs git, python3 and numpy: if missing, the test fails with a message saying so.
+// A second oracle compiles ggml's own K quantizers (quantize_row_q{4,5,6}_K_ref and the helpers they
+// call, cut verbatim from ggml-quants.c in the same bundle) with the system C compiler; ours must
+// produce the same bytes.
+// Needs git, python3 + numpy and cc: if one is missing, the tests fail with a message saying so.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -35,6 +38,7 @@ for name in names:
 `;
 
 let work = "";
+let gitDir = "";
 
 function sh(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: "utf8" });
@@ -48,7 +52,7 @@ before(() => {
   const py = spawnSync("python3", ["-c", "import numpy"], { encoding: "utf8" });
   assert.ok(!py.error && py.status === 0, `this test needs python3 with numpy: ${py.error?.message ?? py.stderr}`);
   work = mkdtempSync(join(tmpdir(), "tllm-quant-oracle-"));
-  const git = join(work, "src.git");
+  const git = (gitDir = join(work, "src.git"));
   sh("git", ["init", "-q", "--bare", git]);
   sh("git", ["-C", git, "fetch", "-q", BUNDLE, "HEAD:refs/heads/src"]);
   mkdirSync(join(work, "py", "gguf"), { recursive: true });
@@ -190,5 +194,91 @@ test("f32ToF16 matches numpy astype(float16) on random f32 bit patterns", () => 
   const ref = new Uint16Array(theirs.buffer, theirs.byteOffset, theirs.byteLength / 2);
   for (let i = 0; i < f.length; i++) {
     if (f32ToF16(f[i]!) !== ref[i]) assert.fail(`f32 0x${u[i]!.toString(16)}: ours 0x${f32ToF16(f[i]!).toString(16)} vs numpy 0x${ref[i]!.toString(16)}`);
+  }
+});
+
+/** The C text of the top-level definition starting with `head` (up to its closing "\n}\n"). */
+function cut(src: string, head: string): string {
+  const at = src.indexOf(head);
+  assert.ok(at >= 0, `ggml source has no '${head}'`);
+  return src.slice(at, src.indexOf("\n}\n", at) + 3);
+}
+
+const C_PRELUDE = `#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdbool.h>
+#define GGML_RESTRICT
+#define QK_K 256
+#define K_SCALE_SIZE 12
+#define GROUP_MAX_EPS 1e-15f
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+typedef uint16_t ggml_half;
+typedef uint16_t ggml_fp16_t;
+static inline float fp32_from_bits(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
+static inline uint32_t fp32_to_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
+static float half_to_float(uint16_t h) { /* exact */
+  int e = (h >> 10) & 31, m = h & 1023; float v = e == 0 ? ldexpf((float)m, -24) : ldexpf((float)(1024 + m), e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+#define GGML_FP32_TO_FP16(x) ggml_compute_fp32_to_fp16(x)
+#define GGML_FP16_TO_FP32(x) half_to_float(x)
+typedef struct { ggml_half d; ggml_half dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K/2]; } block_q4_K;
+typedef struct { ggml_half d; ggml_half dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K/8]; uint8_t qs[QK_K/2]; } block_q5_K;
+typedef struct { uint8_t ql[QK_K/2]; uint8_t qh[QK_K/4]; int8_t scales[QK_K/16]; ggml_half d; } block_q6_K;
+`;
+
+const C_MAIN = `
+int main(int argc, char ** argv) { /* kq <4|5|6> <in.f32> <out> */
+  FILE * f = fopen(argv[2], "rb"); fseek(f, 0, SEEK_END); long bytes = ftell(f); fseek(f, 0, SEEK_SET);
+  float * x = malloc(bytes); if (fread(x, 1, bytes, f) != (size_t)bytes) return 2; fclose(f);
+  long n = bytes / 4; int t = atoi(argv[1]);
+  size_t bs = t == 4 ? sizeof(block_q4_K) : t == 5 ? sizeof(block_q5_K) : sizeof(block_q6_K);
+  void * y = calloc(n / QK_K, bs);
+  if (t == 4) quantize_row_q4_K_ref(x, y, n); else if (t == 5) quantize_row_q5_K_ref(x, y, n); else quantize_row_q6_K_ref(x, y, n);
+  FILE * o = fopen(argv[3], "wb"); fwrite(y, bs, n / QK_K, o); fclose(o); return 0;
+}
+`;
+
+/** Builds the K-quant reference program from the bundle's ggml sources; returns its path. */
+function buildKRef(): string {
+  const cc = spawnSync("cc", ["--version"], { encoding: "utf8" });
+  assert.ok(!cc.error && cc.status === 0, `this test needs a C compiler (cc): ${cc.error?.message ?? cc.stderr}`);
+  const quants = sh("git", ["-C", gitDir, "show", "src:ggml/src/ggml-quants.c"]);
+  const impl = sh("git", ["-C", gitDir, "show", "src:ggml/src/ggml-impl.h"]);
+  const parts = [
+    C_PRELUDE,
+    cut(impl, "static inline ggml_fp16_t ggml_compute_fp32_to_fp16("),
+    ...["static inline int nearest_int(", "static float make_qx_quants(", "static float make_qkx2_quants(",
+      "static inline void get_scale_min_k4(", "void quantize_row_q4_K_ref(", "void quantize_row_q5_K_ref(",
+      "void quantize_row_q6_K_ref("].map((h) => cut(quants, h)),
+    C_MAIN,
+  ];
+  const c = join(work, "kref.c");
+  const exe = join(work, "kref");
+  writeFileSync(c, parts.join("\n"));
+  // no fused multiply-add: ggml's reference rounds every product (x86-64 builds without -mfma do)
+  sh("cc", ["-O2", "-ffp-contract=off", "-o", exe, c, "-lm"]);
+  return exe;
+}
+
+test("Q4_K / Q5_K / Q6_K quantizers produce ggml's quantize_row_*_ref bytes", () => {
+  const exe = buildKRef();
+  const next = rng(2024);
+  const x = randomData(256 * 300, next);
+  for (let i = 0; i < x.length; i += 256 * 7) x.fill(0, i, i + 256); // some all-zero super-blocks
+  writeFileSync(join(work, "k.in"), new Uint8Array(x.buffer));
+  for (const [type, code] of [[GgmlType.Q4_K, "4"], [GgmlType.Q5_K, "5"], [GgmlType.Q6_K, "6"]] as const) {
+    sh(exe, [code, join(work, "k.in"), join(work, "k.out")]);
+    const ref = new Uint8Array(readFileSync(join(work, "k.out")));
+    const ours = quantizeRow(type, x, x.length);
+    assert.equal(ref.length, ours.length, `${typeName(type)}: byte length`);
+    const bad = ours.findIndex((b, i) => b !== ref[i]);
+    const blockBytes = TYPE_TRAITS.get(type)!.typeSize;
+    assert.equal(bad, -1, `${typeName(type)}: block ${Math.floor(bad / blockBytes)} byte ${bad % blockBytes}: ours ${ours[bad]} vs ggml ${ref[bad]}`);
   }
 });

@@ -7,8 +7,9 @@
 // x = (d*sc) * (q - 32).
 // Dequantizers are bit-exact with ggml's dequantize_row_*: d*sc and (d*sc)*q are exact in f32
 // (<= 11+7+5 significant bits), leaving one rounding (the subtraction) done on store.
-// Quantizers follow quantize_row_q{4,5,6}_K_ref (make_qkx2_quants / make_qx_quants) with f32
-// rounding where cheap; they produce valid blocks with ggml's error level, not guaranteed the same bytes.
+// Quantizers follow quantize_row_q{4,5,6}_K_ref (make_qkx2_quants / make_qx_quants) with every
+// float operation rounded to f32 in C's order, so they write the same bytes as ggml's reference
+// quantizer (checked against it compiled without FMA in test/unit/quant-oracle.test.ts).
 
 import { F16_TO_F32_TABLE as F16, f32ToF16 } from "./f16.js";
 import { makeQkx2Quants, makeQxQuants, nearestInt } from "./quant-k-search.js";

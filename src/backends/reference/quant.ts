@@ -1,8 +1,8 @@
 // Row (de)quantization for the GGML weight types the engine computes with.
 // A "row" is n elements, n a multiple of the type's block size; its bytes are rowBytes(type, n).
 // Dequantization is bit-exact with ggml's dequantize_row_* (see quant-legacy.ts, quant-k.ts).
-// Quantization follows ggml's quantize_row_*_ref (bit-exact for F16, BF16, Q4_0..Q8_0; K types
-// follow the same scale search, see quant-k.ts) and is meant for writing test fixtures and `build`.
+// Quantization reproduces ggml's quantize_row_*_ref byte for byte (F16, BF16, Q4_0..Q8_0 and
+// Q4_K/Q5_K/Q6_K, see quant-oracle.test.ts); it is meant for writing test fixtures and `build`.
 // Byte reads are done per byte, so `src` may be a view at any byteOffset (no alignment assumed).
 // Assumes a little-endian host (typed-array views are used for F32 / BF16 copies).
 
