@@ -10,7 +10,8 @@ import type { ModelConfig } from "../config/model-config.js";
 import { CheckpointError } from "../errors.js";
 import { configFromGguf } from "./config-from-gguf.js";
 import { configFromHf } from "./config-from-hf.js";
-import { LlamaModel } from "./llama.js";
+import type { LlamaModel } from "./llama.js";
+import { createModel } from "./registry.js";
 import { loadLlamaWeights, type LlamaWeights } from "./weights.js";
 
 export interface LoadedModel {
@@ -61,7 +62,7 @@ export function loadModel(path: string, backend: Backend): LoadedModel {
   }
   try {
     const weights = loadLlamaWeights(checkpoint, config);
-    return { config, model: new LlamaModel(config, weights, backend), checkpoint, weights };
+    return { config, model: createModel(config, weights, backend, path), checkpoint, weights };
   } catch (e) {
     checkpoint.close();
     throw e;

@@ -1,7 +1,11 @@
 // Which architectures the engine runs, keyed by HF `architectures` names and GGUF
 // `general.architecture`. All supported families are Llama-style decoders (src/models/llama.ts);
 // the family key becomes ModelConfig.architecture.
+import type { Backend } from "../backends/backend.js";
+import type { ModelConfig } from "../config/model-config.js";
 import { UnsupportedArchitectureError } from "../errors.js";
+import { LlamaModel } from "./llama.js";
+import type { LlamaWeights } from "./weights.js";
 
 export type Family = "llama" | "mistral" | "qwen2" | "qwen3";
 
@@ -33,4 +37,14 @@ export function familyFromGguf(arch: unknown, file: string): Family {
   const f = GGUF_ARCHITECTURES.get(String(arch));
   if (!f) throw new UnsupportedArchitectureError(file, String(arch), [...GGUF_ARCHITECTURES.keys()]);
   return f;
+}
+
+const FAMILIES: readonly Family[] = ["llama", "mistral", "qwen2", "qwen3"];
+
+/** Builds the model for config.architecture (a Family key); every family is a LlamaModel. */
+export function createModel(config: ModelConfig, weights: LlamaWeights, backend: Backend, file = "(config)"): LlamaModel {
+  if (!(FAMILIES as readonly string[]).includes(config.architecture)) {
+    throw new UnsupportedArchitectureError(file, config.architecture, FAMILIES);
+  }
+  return new LlamaModel(config, weights, backend);
 }
