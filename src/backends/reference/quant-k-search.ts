@@ -38,10 +38,39 @@ function shift(n: number, x: Float32Array, xo: number, min: number): void {
   for (let i = 0; i < n; i++) shifted[i] = x[xo + i]! - min;
 }
 
+/** Candidate of makeQkx2Quants: least-squares refit on levels Laux. Reused object. */
+const cand = { scale: 0, min: 0 };
+
+/**
+ * Levels Laux = clamp(round(iscale * shifted), 0, nmax) and the weighted least-squares (scale, min)
+ * for them (min forced <= 0) into `cand`; false when the fit is degenerate (determinant <= 0).
+ */
+function refit(n: number, nmax: number, x: Float32Array, xo: number, w: Float32Array, Laux: Uint8Array,
+  iscale: number, sumW: number, sumX: number): boolean {
+  let sumL = 0, sumL2 = 0, sumXL = 0;
+  for (let i = 0; i < n; i++) {
+    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * shifted[i]!))));
+    Laux[i] = l;
+    const wl = fr(w[i]! * l);
+    sumL = fr(sumL + wl);
+    sumL2 = fr(sumL2 + fr(wl * l));
+    sumXL = fr(sumXL + fr(wl * x[xo + i]!));
+  }
+  const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
+  if (!(D > 0)) return false;
+  cand.scale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
+  cand.min = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+  if (cand.min > 0) {
+    cand.min = 0;
+    cand.scale = fr(sumXL / sumL2);
+  }
+  return true;
+}
+
 /**
  * Fits x[xo..xo+n) ~= scale * L - min with L in 0..nmax (min <= 0 offsets only), weights w, trying
  * nstep+1 candidate inverse scales (rmin + rdelta*is + nmax) / (max - min) and keeping the
- * least-squares refit with the smallest weighted squared error. Writes L at L[lo..lo+n).
+ * least-squares refit with the smallest weighted squared error. Writes L at L[lo..lo+n); n <= 32.
  */
 export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, w: Float32Array,
   L: Uint8Array, lo: number, Laux: Uint8Array, rmin: number, rdelta: number, nstep: number): AffineFit {
@@ -57,46 +86,29 @@ export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: num
     sumX = fr(sumX + fr(w[i]! * v));
   }
   if (min > 0) min = 0;
+  fit.scale = 0;
   if (max === min) {
     L.fill(0, lo, lo + n);
-    fit.scale = 0;
     fit.min = -min;
     return fit;
   }
-  let iscale = fr(nmax / fr(max - min));
-  let scale = fr(1 / iscale);
+  const iscale = fr(nmax / fr(max - min));
+  fit.scale = fr(1 / iscale);
   shift(n, x, xo, min);
   for (let i = 0; i < n; i++) L[lo + i] = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * shifted[i]!))));
-  let bestError = fitError(n, x, xo, w, L, lo, scale, min);
+  let bestError = fitError(n, x, xo, w, L, lo, fit.scale, min);
   for (let is = 0; is <= nstep; is++) {
-    iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
-    let sumL = 0, sumL2 = 0, sumXL = 0;
-    for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * shifted[i]!))));
-      Laux[i] = l;
-      const wl = fr(w[i]! * l);
-      sumL = fr(sumL + wl);
-      sumL2 = fr(sumL2 + fr(wl * l));
-      sumXL = fr(sumXL + fr(wl * x[xo + i]!));
-    }
-    const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
-    if (!(D > 0)) continue;
-    let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
-    let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
-    if (thisMin > 0) {
-      thisMin = 0;
-      thisScale = fr(sumXL / sumL2);
-    }
-    const curError = fitError(n, x, xo, w, Laux, 0, thisScale, thisMin);
+    const iscaleIs = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
+    if (!refit(n, nmax, x, xo, w, Laux, iscaleIs, sumW, sumX)) continue;
+    const curError = fitError(n, x, xo, w, Laux, 0, cand.scale, cand.min);
     if (curError < bestError) {
       for (let i = 0; i < n; i++) L[lo + i] = Laux[i]!;
       bestError = curError;
-      scale = thisScale;
-      if (min !== thisMin) shift(n, x, xo, thisMin); // later candidates use the new min, as in ggml
-      min = thisMin;
+      fit.scale = cand.scale;
+      if (min !== cand.min) shift(n, x, xo, cand.min); // later candidates use the new min, as in ggml
+      min = cand.min;
     }
   }
-  fit.scale = scale;
   fit.min = -min;
   return fit;
 }
