@@ -143,7 +143,7 @@ test("all-zero rows round-trip to exact zeros for every type", () => {
   }
 });
 
-test("Q8_0, Q4_0, Q5_0 and F16 are idempotent: re-quantizing dequantized data gives the same bytes", () => {
+test("Q8_0, Q4_0, Q5_0, F16 and BF16 are idempotent: re-quantizing dequantized data gives the same bytes", () => {
   const x = sample(DISTS.gauss!, 1024, 11);
   for (const type of [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.F16, GgmlType.BF16]) {
     const q = quantizeRow(type, x, x.length);
