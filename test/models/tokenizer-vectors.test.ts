@@ -88,7 +88,14 @@ const SPECIAL_TEXTS: Record<string, string[]> = {
   "phi-3": ["<|user|>\nHello 🦙<|end|>\n<|assistant|>\n", "<s> a </s> b <|endoftext|> c"],
 };
 
-test("special-token parsing matches llama.cpp (node-llama-cpp, parse_special=true)", async (t) => {
+// Beyond the shipped vectors: mixed scripts, odd whitespace, digits, code.
+const EXTRA_TEXTS = [
+  "  leading\tand trailing  \n", "x\r\ny\r\n\r\nz", "Ⅻ ½ ² ³ ١٢٣ 12345678901234567890", "naïve café résumé Ωμέγα",
+  "def f(x):\n    return x**2  # comment\n", "مرحبا بالعالم", "日本語テキスト、ひらがな。", "a\u00a0b\u2003c\u3000d",
+  "I'VE'S 'LL don't WON'T", "🦙🦙🦙 👩🏽‍💻 🇫🇷", "<not special> <|fake|> [INST]",
+];
+
+test("special-token parsing and extra texts match llama.cpp (node-llama-cpp)", async (t) => {
   let llama: { loadModel(o: object): Promise<{ tokenize(s: string, special: boolean): readonly number[]; dispose(): Promise<void> }> };
   try {
     const nlc = await import("node-llama-cpp");
@@ -104,6 +111,10 @@ test("special-token parsing matches llama.cpp (node-llama-cpp, parse_special=tru
     for (const text of SPECIAL_TEXTS[v]!) {
       const ours = await tok.encode(text, { addSpecialTokens: false });
       assert.deepEqual(ours, Array.from(model.tokenize(text, true)), `${v}: ${JSON.stringify(text)}`);
+    }
+    for (const text of [...SPECIAL_TEXTS[v]!, ...EXTRA_TEXTS]) {
+      const ours = await tok.encode(text, { addSpecialTokens: false, parseSpecial: false });
+      assert.deepEqual(ours, Array.from(model.tokenize(text, false)), `${v} (no special parsing): ${JSON.stringify(text)}`);
     }
     await model.dispose();
   }
