@@ -6,6 +6,7 @@
 // demo build, weights, tokenizer) runs in ready(). generate() calls are served one at a time by the
 // simple loop in ./simple-runner.ts (the executor worker replaces it later).
 import { existsSync, statSync } from "node:fs";
+import { freemem } from "node:os";
 import { join } from "node:path";
 import type { Backend } from "../backends/backend.js";
 import { ReferenceBackend } from "../backends/reference/index.js";
@@ -75,7 +76,7 @@ export class LLM {
   readonly args: LlmArgs;
   private state: {
     config: ResolvedConfig; model: ModelConfig; tokenizer: Tokenizer; checkpoint: Checkpoint; runner: SimpleRunner;
-    source: ResolvedModel; generationDefaults: SamplingParamsInput;
+    source: ResolvedModel; generationDefaults: SamplingParamsInput; kvBudget: number;
   } | null = null;
   private readonly loading: Promise<void>;
   private queue: Promise<unknown> = Promise.resolve();
@@ -128,8 +129,10 @@ export class LLM {
     });
     if (source.source === "demo") logInfo(DEMO_NOTICE);
     const native = a.backend === "reference" ? null : await loadNativeModule();
-    const { config, log } = resolveConfig(a, { model: peekModelConfig(source), nativeAvailable: native !== null });
-    logInfo(`tllm: ${source.path} (${source.source}); ${log}`);
+    const peek = peekModelConfig(source);
+    const { config, log } = resolveConfig(a, { model: peek, nativeAvailable: native !== null });
+    const kvBudget = kvBudgetTokens(peek, config);
+    logInfo(`tllm: ${source.path} (${source.source}); ${log} kv.budgetTokens=${kvBudget}`);
     if (config.backend === "native") native!.setNativeThreads(config.threads);
     const backend: Backend = config.backend === "native" ? new native!.NativeBackend() : new ReferenceBackend();
     const loaded = loadModel(source.path, backend);
@@ -137,10 +140,10 @@ export class LLM {
     const runner = new SimpleRunner(loaded.model, loaded.config, {
       maxBatchSize: config.maxBatchSize, maxNumTokens: config.maxNumTokens, maxSeqLen: config.maxSeqLen,
       tokensPerBlock: config.kvCacheConfig.tokensPerBlock, kvDtype: config.kvCacheConfig.dtype,
-      kvMaxTokens: config.kvCacheConfig.maxTokens,
+      kvMaxTokens: kvBudget,
     });
     const generationDefaults = a.generationConfig === "auto" && source.format === "hf" ? hfSamplingDefaults(source.path) : {};
-    this.state = { config, model: loaded.config, tokenizer, checkpoint: loaded.checkpoint, runner, source, generationDefaults };
+    this.state = { config, model: loaded.config, tokenizer, checkpoint: loaded.checkpoint, runner, source, generationDefaults, kvBudget };
     if (this.closed) loaded.checkpoint.close();
   }
 
@@ -210,6 +213,10 @@ export class LLM {
     if (ids.length > st.config.maxInputLen) {
       throw new ValidationError(`prompts[${i}]`, `${ids.length} tokens`, `exceeds maxInputLen (${st.config.maxInputLen})`);
     }
+    const reserve = Math.min(st.config.maxSeqLen, ids.length + params.maxTokens);
+    if (reserve > st.kvBudget) {
+      throw new ValidationError("maxTokens", params.maxTokens, `prompt (${ids.length}) + maxTokens needs ${reserve} KV tokens, over the budget of ${st.kvBudget}`);
+    }
     const badWordsIds = await Promise.all(params.bad.map((w) => st.tokenizer.encode(w, { addSpecialTokens: false })));
     return { text: typeof prompt === "string" ? prompt : null, ids, params, badWordsIds };
   }
@@ -244,6 +251,14 @@ function finalize(out: RequestOutput, params: SamplingParams): void {
   }
   out.outputs = outs;
   out.finished = outs.every((o) => o.finishReason !== null);
+}
+
+/** KV tokens one generate wave may use: kvCacheConfig.maxTokens, capped by freeMemoryFraction of the
+ *  memory free now (one token costs numLayers * 2 (K,V) * numKvHeads * headDim * bytes). */
+function kvBudgetTokens(m: ModelConfig, c: ResolvedConfig): number {
+  const bytesPerToken = m.numLayers * 2 * m.numKvHeads * m.headDim * (c.kvCacheConfig.dtype === "f16" ? 2 : 4);
+  const byMemory = Math.floor((freemem() * c.kvCacheConfig.freeMemoryFraction) / bytesPerToken);
+  return Math.max(1, Math.min(c.kvCacheConfig.maxTokens ?? Infinity, byMemory));
 }
 
 /** The model's config without mapping its weights (for resolveConfig before a backend is chosen). */

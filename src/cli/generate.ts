@@ -85,7 +85,12 @@ export async function runGenerate(argv: string[]): Promise<number> {
   try {
     await llm.ready();
     const t0 = performance.now();
-    const out = await llm.generate(prompt, params, { onStream: (ev) => { if (ev.textDelta) process.stdout.write(ev.textDelta); } });
+    const ac = new AbortController();
+    const onSigint = (): void => ac.abort(); // Ctrl-C ends the output cleanly ('cancelled')
+    process.once("SIGINT", onSigint);
+    const out = await llm.generate(prompt, params, {
+      signal: ac.signal, onStream: (ev) => { if (ev.textDelta) process.stdout.write(ev.textDelta); },
+    }).finally(() => process.off("SIGINT", onSigint));
     const dt = (performance.now() - t0) / 1000;
     const c = out.outputs[0]!;
     process.stdout.write("\n");

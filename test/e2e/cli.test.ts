@@ -30,7 +30,10 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null
 
 before(async () => {
   model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
-  llm = await LLM.create({ model });
+  // The reference backend is exact and batch-invariant (f32/f64, same math for any batch shape), so
+  // the runner's bookkeeping can be checked with exact token equality. The native kernels quantize
+  // activations and pick kernels by batch size: their greedy tokens may differ between batch shapes.
+  llm = await LLM.create({ model, backend: "reference" });
 });
 after(async () => {
   await llm?.shutdown();
@@ -66,7 +69,7 @@ describe("tllm CLI", () => {
 
   test("generate streams text, exits 0, and its tokens equal LLM.generate greedy in-process", async () => {
     const prompt = "Once upon a time";
-    const r = cli(["generate", "--model", model, "--prompt", prompt, "--max-tokens", "12", "--print-token-ids"]);
+    const r = cli(["generate", "--model", model, "--prompt", prompt, "--max-tokens", "12", "--print-token-ids", "--backend", "reference"]);
     assert.equal(r.code, 0, r.stderr);
     const ids = JSON.parse(/^tokens: (\[.*\])$/m.exec(r.stderr)![1]!) as number[];
     const ref = await llm.generate(prompt, { maxTokens: 12 });
@@ -181,6 +184,23 @@ describe("LLM.generate", () => {
       sum += lp.logprob;
     });
     assert.ok(Math.abs(sum - o.cumulativeLogprob!) < 1e-9, "cumulative logprob is the sum of the per-token logprobs");
+  });
+
+  test("a small KV budget or maxBatchSize splits a batch into waves with unchanged greedy tokens", async () => {
+    const prompts = ["One two", "Three four five", "Six", "Seven eight nine ten"];
+    const ref = await llm.generate(prompts, { maxTokens: 20, ignoreEos: true });
+    for (const args of [{ kvCacheConfig: { maxTokens: 64 } }, { maxBatchSize: 1 }]) {
+      const small = await LLM.create({ model, backend: "reference", ...args });
+      try {
+        const outs = await small.generate(prompts, { maxTokens: 20, ignoreEos: true });
+        outs.forEach((o, i) => assert.deepEqual(o.outputs[0]!.tokenIds, ref[i]!.outputs[0]!.tokenIds, JSON.stringify(args)));
+        if ("kvCacheConfig" in args) {
+          await assert.rejects(small.generate("One two", { maxTokens: 100 }), (e: unknown) => e instanceof ValidationError && e.field === "maxTokens");
+        }
+      } finally {
+        await small.shutdown();
+      }
+    }
   });
 
   test("bad input gets typed errors naming the field", async () => {
