@@ -19,6 +19,7 @@ const SPEC: RandomModelSpec = {
 };
 const VOCAB = 32000; // tokens in ggml-vocab-llama-spm.gguf
 let model = "";
+let hfDir = "";
 let llm: LLM;
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
@@ -29,7 +30,9 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null
 }
 
 before(async () => {
-  model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
+  const fx = await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"), { hf: true });
+  model = fx.gguf;
+  hfDir = fx.hfDir!;
   // The reference backend is exact and batch-invariant (f32/f64, same math for any batch shape), so
   // the runner's bookkeeping can be checked with exact token equality. The native kernels quantize
   // activations and pick kernels by batch size: their greedy tokens may differ between batch shapes.
@@ -56,6 +59,15 @@ describe("tllm CLI", () => {
     assert.match(r.stdout, new RegExp(`^parameters: ${2 * VOCAB * h + L * perLayer + h} `, "m"));
     assert.match(r.stdout, /^tokenizer: gguf llama/m);
     assert.match(r.stdout, /^chat template: no$/m);
+  });
+
+  test("inspect reads an HF directory (config.json + safetensors, all F32 in the twin)", () => {
+    const r = cli(["inspect", hfDir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^format: safetensors/m);
+    assert.match(r.stdout, new RegExp(`^layers: ${SPEC.layers}$`, "m"));
+    assert.match(r.stdout, new RegExp(`^tensors: ${9 * SPEC.layers + 3} \\(F32=${9 * SPEC.layers + 3}\\)$`, "m"));
+    assert.match(r.stdout, /^tokenizer: tokenizer\.json /m);
   });
 
   test("inspect --json is machine-readable", () => {
@@ -134,6 +146,26 @@ describe("LLM.generate", () => {
       assert.deepEqual(byIds.outputs[0]!.tokenIds, alone.outputs[0]!.tokenIds);
     }
     assert.notEqual(batch[0]!.requestId, batch[1]!.requestId);
+  });
+
+  test("an HF directory and its GGUF twin give the same prompt ids and greedy tokens", async () => {
+    // The twin's safetensors hold exactly the GGUF's dequantized values (F32); only the RoPE row
+    // convention differs (neox vs permuted rows), so the reference backend's logits agree to f32
+    // rounding and greedy tokens of this fixed fixture coincide.
+    const hf = await LLM.create({ model: hfDir, backend: "reference" });
+    try {
+      const prompts = ["Once upon a time", "Hello world"];
+      const a = await llm.generate(prompts, { maxTokens: 16, ignoreEos: true });
+      const b = await hf.generate(prompts, { maxTokens: 16, ignoreEos: true });
+      for (let i = 0; i < prompts.length; i++) {
+        assert.deepEqual(b[i]!.promptTokenIds, a[i]!.promptTokenIds);
+        assert.deepEqual(b[i]!.outputs[0]!.tokenIds, a[i]!.outputs[0]!.tokenIds);
+        assert.equal(b[i]!.outputs[0]!.text, a[i]!.outputs[0]!.text);
+      }
+      assert.equal(hf.source.format, "hf");
+    } finally {
+      await hf.shutdown();
+    }
   });
 
   test("maxTokens ends with 'length'; stop token ids and stop strings end with 'stop' and the reason", async () => {
