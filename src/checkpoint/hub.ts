@@ -157,7 +157,10 @@ export function selectFiles(repo: string, entries: ListFileEntry[], file?: strin
     return [hit];
   }
   if (entries.some((e) => e.path.endsWith(".safetensors"))) {
-    return entries.filter((e) => !e.path.includes("/") && !SKIP_RE.test(e.path));
+    const top = entries.filter((e) => !e.path.includes("/") && !SKIP_RE.test(e.path));
+    // Mistral repos hold the weights twice: HF-named shards and a `consolidated` copy in Mistral's names
+    const hfNamed = top.some((e) => e.path.endsWith(".safetensors") && !e.path.startsWith("consolidated"));
+    return hfNamed ? top.filter((e) => !/^consolidated.*\.safetensors$/.test(e.path)) : top;
   }
   const ggufs = entries.filter((e) => e.path.endsWith(".gguf"));
   if (ggufs.length === 1) return ggufs;
@@ -192,6 +195,7 @@ async function fetchToCache(ctx: Ctx, commit: string, e: ListFileEntry): Promise
     downloaded = true;
   }
   await mkdir(dirname(pointer), { recursive: true });
+  await rm(pointer, { force: true }); // a dangling link whose blob was deleted
   await symlink(relative(dirname(pointer), blob), pointer);
   return downloaded;
 }

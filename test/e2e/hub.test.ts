@@ -31,6 +31,7 @@ before(async () => {
     files: {
       "config.json": CONFIG, "tokenizer.json": TOKENIZER, "model.safetensors": WEIGHTS,
       "pytorch_model.bin": randomBytes(100), "original/consolidated.pth": randomBytes(100),
+      "consolidated.safetensors": randomBytes(100),
     },
   });
   hub.addRepo({ id: "acme/two-ggufs", files: { "a-Q8_0.gguf": GGUF, "a-F16.gguf": GGUF } });
@@ -70,7 +71,7 @@ test("a GGUF file lands in the HF cache layout and reads back", async () => {
   assert.deepEqual(readdirSync(join(repoDir, "snapshots", sha)), ["tiny.gguf"], "only the named file is fetched");
 });
 
-test("an HF directory: config, tokenizer and safetensors only, other weight formats skipped", async () => {
+test("an HF directory: config, tokenizer and HF-named safetensors only, other weight copies skipped", async () => {
   const e = env("hfdir");
   const r = await downloadFromHub(opts({ repo: "acme/tiny-hf", env: e }));
   const snap = join(e["HF_HOME"]!, "hub", "models--acme--tiny-hf", "snapshots", hub.shaOf("acme/tiny-hf"));
@@ -80,6 +81,15 @@ test("an HF directory: config, tokenizer and safetensors only, other weight form
   assert.ok(readFileSync(join(snap, "config.json")).equals(CONFIG));
   const blobs = readdirSync(join(e["HF_HOME"]!, "hub", "models--acme--tiny-hf", "blobs")).sort();
   assert.deepEqual(blobs, [etagOf("config.json", CONFIG), etagOf("model.safetensors", WEIGHTS), etagOf("tokenizer.json", TOKENIZER)].sort());
+});
+
+test("a deleted blob is fetched again (its dangling snapshot link is replaced)", async () => {
+  const e = env("dangling");
+  const r = await downloadFromHub(opts({ repo: "acme/tiny-gguf", file: "tiny.gguf", env: e }));
+  rmSync(resolve(dirname(r.path), readlinkSync(r.path)));
+  const again = await downloadFromHub(opts({ repo: "acme/tiny-gguf", file: "tiny.gguf", env: e }));
+  assert.equal(again.fromCache, false);
+  assert.ok(readFileSync(again.path).equals(GGUF));
 });
 
 test("a second run is served from the cache: online without downloads, offline without requests", async () => {
