@@ -144,7 +144,6 @@ export class LLM {
     });
     const generationDefaults = a.generationConfig === "auto" && source.format === "hf" ? hfSamplingDefaults(source.path) : {};
     this.state = { config, model: loaded.config, tokenizer, checkpoint: loaded.checkpoint, runner, source, generationDefaults, kvBudget };
-    if (this.closed) loaded.checkpoint.close();
   }
 
   /**

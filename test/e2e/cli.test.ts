@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { GgmlType } from "../../src/backends/dtypes.js";
 import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
 import { LLM } from "../../src/api/llm.js";
-import { UnknownOptionError, ValidationError } from "../../src/errors.js";
+import { TllmError, UnknownOptionError, ValidationError } from "../../src/errors.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SPEC: RandomModelSpec = {
@@ -232,6 +232,7 @@ describe("LLM.generate", () => {
       } finally {
         await small.shutdown();
       }
+      await assert.rejects(small.generate("One"), (e: unknown) => e instanceof TllmError && /shutdown/.test(e.message));
     }
   });
 
