@@ -26,7 +26,7 @@ export const EOG_TEXTS: ReadonlySet<string> = new Set([
 
 /** The parts of a GGUF vocabulary that the converters and the Tokenizer need. */
 export interface GgufVocab {
-  model: "llama" | "gpt2";
+  model: "llama" | "gpt2" | "gemma4";
   pre: string;
   tokens: string[];
   types: number[];
@@ -85,28 +85,30 @@ function bool(md: Metadata, key: string): boolean | undefined {
 /** Reads and validates the `tokenizer.*` keys. */
 export function readGgufVocab(md: Metadata): GgufVocab {
   const model = md.get("tokenizer.ggml.model");
-  if (model !== "llama" && model !== "gpt2") {
-    throw new CheckpointError(FILE, "tokenizer.ggml.model", `unsupported tokenizer model ${JSON.stringify(model)} (supported: llama, gpt2)`);
+  if (model !== "llama" && model !== "gpt2" && model !== "gemma4") {
+    throw new CheckpointError(FILE, "tokenizer.ggml.model", `unsupported tokenizer model ${JSON.stringify(model)} (supported: llama, gpt2, gemma4)`);
   }
   const tokens = strArray(md, "tokenizer.ggml.tokens", true)!;
   const n = tokens.length;
-  const pre = String(md.get("tokenizer.ggml.pre") ?? "default");
+  // llama.cpp forces the gemma4 pre-tokenizer for the gemma4 model.
+  const pre = model === "gemma4" ? "gemma4" : String(md.get("tokenizer.ggml.pre") ?? "default");
   if (model === "gpt2" && !bpePreTokenizer(pre)) {
     throw new CheckpointError(FILE, "tokenizer.ggml.pre", `unsupported pre-tokenizer '${pre}' (supported: ${supportedPreTypes().join(", ")})`);
   }
   const types = (numArray(md, "tokenizer.ggml.token_type", n) ?? new Array<number>(n).fill(TokenType.NORMAL)).slice();
   const spm = model === "llama";
   // llama.cpp defaults: SPM adds BOS; BPE adds it only for the llama3/tekken pre-tokenizers.
-  const defaultBos = spm || ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "tekken", "chameleon"].includes(pre);
+  const defaultBos = spm || model === "gemma4" || ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "tekken", "chameleon"].includes(pre);
   const v: GgufVocab = {
     model, pre, tokens, types,
     scores: numArray(md, "tokenizer.ggml.scores", n),
-    merges: strArray(md, "tokenizer.ggml.merges", model === "gpt2"),
+    merges: strArray(md, "tokenizer.ggml.merges", model !== "llama"),
     bosId: tokenId(md, "tokenizer.ggml.bos_token_id", n) ?? (spm ? 1 : undefined),
     eosId: tokenId(md, "tokenizer.ggml.eos_token_id", n) ?? (spm ? 2 : undefined),
     unkId: tokenId(md, "tokenizer.ggml.unknown_token_id", n) ?? (spm ? 0 : undefined),
     padId: tokenId(md, "tokenizer.ggml.padding_token_id", n),
-    addBos: bool(md, "tokenizer.ggml.add_bos_token") ?? defaultBos,
+    // llama.cpp's Gemma 4 workaround: BOS is always added.
+    addBos: model === "gemma4" || (bool(md, "tokenizer.ggml.add_bos_token") ?? defaultBos),
     addEos: bool(md, "tokenizer.ggml.add_eos_token") ?? false,
     addSpacePrefix: bool(md, "tokenizer.ggml.add_space_prefix") ?? spm,
     chatTemplate: typeof md.get("tokenizer.chat_template") === "string" ? (md.get("tokenizer.chat_template") as string) : undefined,
@@ -172,6 +174,20 @@ export function spmMerges(tokens: readonly string[], scores: readonly number[] |
   return all.map((m) => [m.l, m.r]);
 }
 
+/** GGUF merges ("a b", split at the first space after the first char, as llama.cpp does) as pairs,
+ *  dropping pairs whose parts are not in the vocabulary (llama.cpp never forms those; HF rejects them). */
+function ggufMerges(v: GgufVocab): Array<[string, string]> {
+  const vocab = vocabMap(v.tokens);
+  const out: Array<[string, string]> = [];
+  for (const m of v.merges!) {
+    const pos = m.indexOf(" ", 1);
+    if (pos < 0) continue;
+    const a = m.slice(0, pos), b = m.slice(pos + 1);
+    if (a in vocab && b in vocab) out.push([a, b]);
+  }
+  return out;
+}
+
 function postProcessor(v: GgufVocab): object | null {
   const single: object[] = [];
   const specials: Record<string, object> = {};
@@ -222,7 +238,25 @@ function bpeParts(v: GgufVocab): Record<string, unknown> {
     model: {
       type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
       fuse_unk: false, byte_fallback: false, ignore_merges: pt.ignoreMerges,
-      vocab: vocabMap(v.tokens), merges: v.merges!,
+      vocab: vocabMap(v.tokens), merges: ggufMerges(v),
+    },
+  };
+}
+
+/** Gemma 4: BPE over raw UTF-8 with `▁` for spaces and <0xNN> byte fallback, pre-split only at
+ *  newlines (llama.cpp LLAMA_VOCAB_PRE_TYPE_GEMMA4); no dummy prefix. */
+function gemma4Parts(v: GgufVocab): Record<string, unknown> {
+  return {
+    normalizer: { type: "Replace", pattern: { String: " " }, content: "\u2581" },
+    pre_tokenizer: { type: "Split", pattern: { Regex: "[^\\n]+|[\\n]+" }, behavior: "Isolated", invert: false },
+    decoder: {
+      type: "Sequence",
+      decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }],
+    },
+    model: {
+      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: false, byte_fallback: true, ignore_merges: false,
+      vocab: vocabMap(v.tokens), merges: ggufMerges(v),
     },
   };
 }
@@ -237,7 +271,7 @@ export function vocabToTokenizerJson(v: GgufVocab): object {
   return {
     version: "1.0", truncation: null, padding: null,
     added_tokens: addedTokens(v),
-    ...(v.model === "llama" ? spmParts(v) : bpeParts(v)),
+    ...(v.model === "llama" ? spmParts(v) : v.model === "gemma4" ? gemma4Parts(v) : bpeParts(v)),
     post_processor: postProcessor(v),
   };
 }

@@ -94,7 +94,7 @@ export class Tokenizer {
       throw e;
     }
     const spm = v.model === "llama";
-    const bytes = v.tokens.map((p, i) => ggufPieceBytes(p, v.types[i]!, spm));
+    const bytes = v.tokens.map((p, i) => ggufPieceBytes(p, v.types[i]!, v.model !== "gpt2"));
     const special = new Set<number>();
     v.types.forEach((t, i) => { if (isSpecialType(t)) special.add(i); });
     const eos = v.eosId !== undefined ? [v.eosId, ...v.eogIds.filter((x) => x !== v.eosId)] : v.eogIds;
@@ -188,10 +188,11 @@ export class Tokenizer {
   }
 }
 
-function ggufPieceBytes(piece: string, type: number, spm: boolean): Uint8Array {
-  if (type === TokenType.BYTE) return spmPieceBytes(piece, true);
+/** `metaspace`: SentencePiece-style pieces (`▁` = space, <0xNN> = one byte), else GPT-2 byte alphabet. */
+function ggufPieceBytes(piece: string, type: number, metaspace: boolean): Uint8Array {
+  if (type === TokenType.BYTE || (metaspace && isBytePiece(piece))) return spmPieceBytes(piece, true);
   if (isSpecialType(type) || type === TokenType.USER_DEFINED) return textBytes(piece);
-  if (spm) return spmPieceBytes(piece, false);
+  if (metaspace) return spmPieceBytes(piece, false);
   return byteLevelPieceBytes(piece) ?? textBytes(piece);
 }
 
