@@ -1,0 +1,74 @@
+// The KV pool: one KvLayer per model layer, laid out [numBlocks, 2 (K,V), numKvHeads, tokensPerBlock,
+// headDim] in f32 or f16 (Uint16Array of half bits). Sized by kvPoolBlocks (src/kvcache/sizing.ts)
+// from a token cap and/or a fraction of the available memory (os.freemem() by default), as
+// TensorRT-LLM sizes its pool from max_tokens / free_gpu_memory_fraction; the smaller wins.
+import { freemem } from "node:os";
+import type { KvLayer } from "../backends/backend.js";
+import { ValidationError } from "../errors.js";
+import { kvBytesPerToken, kvPoolBlocks } from "../kvcache/sizing.js";
+
+export interface KvPoolShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+  tokensPerBlock: number;
+  dtype: "f32" | "f16";
+}
+
+export interface KvPoolOptions extends KvPoolShape {
+  /** cap in tokens (null: none) */
+  maxTokens: number | null;
+  /** fraction of availableBytes, in (0, 1] */
+  freeMemoryFraction: number;
+  /** memory the pool may draw from, in bytes; default os.freemem() (weights are mapped, not copied) */
+  availableBytes?: number;
+}
+
+/** Largest typed array V8 allocates in one piece (elements); a layer larger than this is refused. */
+const MAX_TYPED_ARRAY_ELEMENTS = 2 ** 32 - 1;
+
+export class KvPool {
+  readonly layers: KvLayer[];
+  /** elements of one block in one layer: 2 * numKvHeads * tokensPerBlock * headDim */
+  readonly blockElements: number;
+
+  constructor(readonly shape: KvPoolShape, readonly numBlocks: number) {
+    for (const k of ["numLayers", "numKvHeads", "headDim", "tokensPerBlock"] as const) {
+      if (!Number.isInteger(shape[k]) || shape[k] < 1) throw new ValidationError(k, shape[k], "must be an integer >= 1");
+    }
+    if (shape.dtype !== "f32" && shape.dtype !== "f16") throw new ValidationError("kvCacheConfig.dtype", shape.dtype, "must be f32 or f16");
+    if (!Number.isInteger(numBlocks) || numBlocks < 2) throw new ValidationError("numBlocks", numBlocks, "must be an integer >= 2");
+    this.blockElements = 2 * shape.numKvHeads * shape.tokensPerBlock * shape.headDim;
+    const n = numBlocks * this.blockElements;
+    if (n > MAX_TYPED_ARRAY_ELEMENTS) {
+      throw new ValidationError("numBlocks", numBlocks, `one layer would need ${n} elements (> ${MAX_TYPED_ARRAY_ELEMENTS}); lower kvCacheConfig.maxTokens`);
+    }
+    this.layers = [];
+    for (let l = 0; l < shape.numLayers; l++) {
+      const data = shape.dtype === "f32" ? new Float32Array(n) : new Uint16Array(n);
+      const { numKvHeads, tokensPerBlock, headDim, dtype } = shape;
+      this.layers.push({ dtype, numBlocks, tokensPerBlock, numKvHeads, headDim, data });
+    }
+  }
+
+  /** bytes of the whole pool (all layers) */
+  get bytes(): number {
+    return this.numBlocks * this.blockElements * (this.shape.dtype === "f32" ? 4 : 2) * this.shape.numLayers;
+  }
+
+  /** copies block src to block dst in every layer (copy-on-write of a shared block) */
+  copyBlock(src: number, dst: number): void {
+    const e = this.blockElements;
+    for (const l of this.layers) l.data.copyWithin(dst * e, src * e, (src + 1) * e);
+  }
+}
+
+/** Sizes and allocates the pool; `reason` is the log line saying what decided its size. */
+export function createKvPool(o: KvPoolOptions): { pool: KvPool; reason: string } {
+  const perToken = kvBytesPerToken(o.numLayers, o.numKvHeads, o.headDim, o.dtype);
+  const { numBlocks, reason } = kvPoolBlocks({
+    maxTokens: o.maxTokens, freeMemoryFraction: o.freeMemoryFraction, availableBytes: o.availableBytes ?? freemem(),
+    bytesPerBlock: perToken * o.tokensPerBlock, tokensPerBlock: o.tokensPerBlock,
+  });
+  return { pool: new KvPool(o, numBlocks), reason: `${reason} (${o.dtype})` };
+}

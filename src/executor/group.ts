@@ -1,0 +1,60 @@
+// A client request inside the worker: its bestOf sequences, its prompt, and what it reports
+// (streamed deltas while running; one FinalOutput when every sequence is done).
+import type { CompletionOutput } from "../api/request-output.js";
+import type { FinalOutput, DeltaMsg } from "./messages.js";
+import type { Request, SeqDelta } from "./request.js";
+
+export class RequestGroup {
+  readonly seqs: Request[] = [];
+  firstTokenTime: number | null = null;
+  numPreemptions = 0;
+
+  constructor(
+    readonly requestId: number,
+    readonly prompt: string | null,
+    readonly promptTokenIds: number[],
+    readonly streaming: boolean,
+    readonly arrivalTime: number,
+  ) {}
+
+  get n(): number {
+    return this.seqs[0]!.params.n;
+  }
+
+  get done(): boolean {
+    return this.seqs.every((s) => s.finished);
+  }
+
+  /** stream deltas only when every sequence is returned (bestOf > n picks winners at the end) */
+  get streamsDeltas(): boolean {
+    return this.streaming && this.seqs.length === this.n;
+  }
+
+  delta(seq: Request, d: SeqDelta): DeltaMsg {
+    const o = seq.output;
+    return {
+      requestId: this.requestId, index: seq.index, tokenIds: [d.token], text: d.text,
+      logprobs: d.logprobs ? [d.logprobs] : null, cumulativeLogprob: o.cumulativeLogprob,
+      finishReason: o.finishReason, stopReason: o.stopReason,
+    };
+  }
+
+  /** The final output: the n best of bestOf by cumulative logprob (re-indexed), in index order otherwise. */
+  final(now: number): FinalOutput {
+    let outs: CompletionOutput[] = this.seqs.map((s) => ({ ...s.output }));
+    if (outs.length > this.n) {
+      outs = outs.sort((a, b) => (b.cumulativeLogprob ?? 0) - (a.cumulativeLogprob ?? 0)).slice(0, this.n);
+      outs.forEach((o, i) => { o.index = i; });
+    }
+    const first = this.seqs[0]!;
+    return {
+      requestId: this.requestId, prompt: this.prompt, promptTokenIds: this.promptTokenIds, outputs: outs,
+      finished: outs.every((o) => o.finishReason !== null),
+      metrics: {
+        numPromptTokens: this.promptTokenIds.length, numCachedTokens: first.numCachedTokens ?? 0,
+        numGeneratedTokens: this.seqs.reduce((a, s) => a + s.output.tokenIds.length, 0),
+        arrivalTime: this.arrivalTime, firstTokenTime: this.firstTokenTime, finishTime: now, numPreemptions: this.numPreemptions,
+      },
+    };
+  }
+}

@@ -1,0 +1,62 @@
+// Iteration statistics, with TensorRT-LLM's field names (executor IterationStats, KvCacheStats,
+// InflightBatchingStats) in camelCase. One record per step of the worker loop.
+
+export interface KvCacheIterStats {
+  /** usable blocks (the null block excluded) */
+  maxNumBlocks: number;
+  freeNumBlocks: number;
+  usedNumBlocks: number;
+  tokensPerBlock: number;
+  /** fresh blocks handed out since start */
+  allocTotalBlocks: number;
+  /** prompt blocks served from the prefix cache since start */
+  reusedBlocks: number;
+  /** full prompt blocks looked up without a hit since start */
+  missedBlocks: number;
+  /** reusedBlocks / (reusedBlocks + missedBlocks); 0 before any lookup */
+  cacheHitRate: number;
+}
+
+export interface InflightBatchingStats {
+  numScheduledRequests: number;
+  numContextRequests: number;
+  numGenRequests: number;
+  /** preempted this step (MAX_UTILIZATION) */
+  numPausedRequests: number;
+  /** prompt tokens computed this step */
+  numCtxTokens: number;
+  /** generation tokens computed this step */
+  numGenTokens: number;
+}
+
+export interface IterationStats {
+  iter: number;
+  /** wall-clock ms since the epoch at the end of the step */
+  timestamp: number;
+  /** duration of the step (schedule + forward + sample + update), ms */
+  iterLatencyMS: number;
+  /** sequences holding KV blocks (running) after the step */
+  numActiveRequests: number;
+  /** sequences waiting for admission (new or preempted) after the step */
+  numQueuedRequests: number;
+  /** client requests completed this step */
+  numCompletedRequests: number;
+  /** the worker's V8 heap in use, bytes */
+  cpuMemUsage: number;
+  kvCacheStats: KvCacheIterStats;
+  inflightBatchingStats: InflightBatchingStats;
+}
+
+/** A point-in-time view of the executor (not tied to a step). */
+export interface ExecutorSnapshot {
+  numActiveRequests: number;
+  numQueuedRequests: number;
+  /** client requests accepted and not yet finished */
+  numInflightRequests: number;
+  kvCacheStats: KvCacheIterStats;
+  /** the worker's V8 heap in use after a GC when exposed, bytes */
+  heapUsedBytes: number;
+  /** the process's resident set, bytes */
+  rssBytes: number;
+  iterations: number;
+}

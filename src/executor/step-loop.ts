@@ -1,0 +1,328 @@
+// The executor's step loop (runs inside the worker; usable in-process for tests). One step is a
+// short named pipeline, as in TensorRT-LLM's PyExecutor:
+//   fetchNewRequests -> schedule -> prepareResources -> forward -> sample -> updateRequests
+//   -> emitResponses -> freeFinished
+// Bookkeeping rules (see src/scheduler/scheduler.ts): `running` stays in admission order; admitted
+// requests move to running, paused ones back to waiting; after the forward each scheduled request's
+// numComputedTokens advances by its numTokens and its newly full blocks are cached for reuse;
+// finished and aborted requests free their blocks. An error while sampling or updating one request
+// fails that request only; an error in the forward pass is fatal (thrown to the caller).
+import { getHeapStatistics } from "node:v8";
+import type { SamplingParams } from "../api/sampling-params.js";
+import type { StepSeq } from "../engine/batch.js";
+import type { ModelRunner } from "../engine/model-runner.js";
+import { TllmError, ValidationError } from "../errors.js";
+import type { KVCacheManager } from "../kvcache/kv-cache-manager.js";
+import { RequestState } from "../scheduler/request-state.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import type { ScheduledRequest, SchedulerOutput } from "../scheduler/types.js";
+import { Sampler } from "../sampling/sampler.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { RequestGroup } from "./group.js";
+import type { DeltaMsg, FinalOutput } from "./messages.js";
+import { Request } from "./request.js";
+import type { IterationStats, KvCacheIterStats } from "./stats.js";
+
+export interface CoreLimits {
+  maxSeqLen: number;
+  maxInputLen: number;
+  maxNumTokens: number;
+  enableChunkedPrefill: boolean;
+  maxUtilization: boolean;
+}
+
+/** A request ready for the loop: tokenized, its params resolved and checked against the vocabulary. */
+export interface Submission {
+  requestId: number;
+  prompt: string | null;
+  promptTokenIds: number[];
+  params: SamplingParams;
+  badWordsIds: number[][];
+  streaming: boolean;
+  cacheSalt?: string | undefined;
+  priority?: number | undefined;
+}
+
+export interface StepOutput {
+  deltas: DeltaMsg[];
+  finals: FinalOutput[];
+  /** requests failed this step (an error in their own processing) */
+  errors: { requestId: number; error: unknown }[];
+  stats: IterationStats;
+}
+
+interface Scheduled { req: Request; numTokens: number; ctx: boolean }
+
+export class ExecutorCore {
+  private readonly incoming: { sub: Submission; time: number }[] = [];
+  private running: Request[] = [];
+  private waiting: Request[] = [];
+  private readonly groups = new Map<number, RequestGroup>();
+  private readonly sampler = new Sampler();
+  private arrival = 0;
+  private nextSeqId = 1;
+  private iter = 0;
+
+  constructor(
+    readonly runner: ModelRunner,
+    readonly kv: KVCacheManager,
+    readonly scheduler: Scheduler,
+    readonly tokenizer: Tokenizer,
+    readonly limits: CoreLimits,
+  ) {}
+
+  /** whether a step would do anything */
+  get hasWork(): boolean {
+    return this.incoming.length > 0 || this.running.length > 0 || this.waiting.length > 0;
+  }
+
+  get numInflight(): number {
+    return this.groups.size + this.incoming.length;
+  }
+  get numRunning(): number {
+    return this.running.length;
+  }
+  get numWaiting(): number {
+    return this.waiting.length + this.incoming.length;
+  }
+
+  /** Queues a request; throws ValidationError when it can never run under these limits. */
+  submit(sub: Submission): void {
+    if (this.groups.has(sub.requestId) || this.incoming.some((i) => i.sub.requestId === sub.requestId)) {
+      throw new ValidationError("requestId", sub.requestId, "is already in flight");
+    }
+    this.maxNewTokens(sub);
+    this.incoming.push({ sub, time: Date.now() });
+  }
+
+  /** max new tokens for `sub` under maxSeqLen; throws when the request can never be scheduled */
+  private maxNewTokens(sub: Submission): number {
+    const { maxSeqLen, maxInputLen, maxNumTokens, enableChunkedPrefill, maxUtilization } = this.limits;
+    const len = sub.promptTokenIds.length;
+    if (len < 1) throw new ValidationError("prompt", sub.prompt ?? "[]", "is empty (no tokens)");
+    if (len > maxInputLen) throw new ValidationError("prompt", `${len} tokens`, `exceeds maxInputLen (${maxInputLen})`);
+    const maxTokens = Math.min(sub.params.maxTokens, maxSeqLen - len);
+    if (maxTokens < 1) throw new ValidationError("prompt", `${len} tokens`, `leaves no room to generate under maxSeqLen (${maxSeqLen})`);
+    const usable = (this.kv.numBlocks - 1) * this.kv.tokensPerBlock;
+    if (this.kv.blocksFor(len + maxTokens) > this.kv.numBlocks - 1) {
+      throw new ValidationError("maxTokens", sub.params.maxTokens,
+        `prompt (${len}) + maxTokens can never fit the KV cache (${usable} tokens); lower maxTokens or raise kvCacheConfig.maxTokens`);
+    }
+    if (!enableChunkedPrefill && maxUtilization && len + maxTokens - 1 > maxNumTokens) {
+      throw new ValidationError("maxTokens", sub.params.maxTokens,
+        `with MAX_UTILIZATION and no chunked prefill a preempted request is recomputed in one step: prompt (${len}) + maxTokens - 1 must be <= maxNumTokens (${maxNumTokens})`);
+    }
+    return maxTokens;
+  }
+
+  /** Aborts a request: its sequences end 'cancelled', free their blocks; returns its final output. */
+  abort(requestId: number): FinalOutput | null {
+    const at = this.incoming.findIndex((i) => i.sub.requestId === requestId);
+    if (at >= 0) {
+      const [{ sub, time }] = this.incoming.splice(at, 1) as [{ sub: Submission; time: number }];
+      const g = this.createGroup(sub, time);
+      for (const s of g.seqs) s.finish("cancelled", null);
+      return this.release(g);
+    }
+    const g = this.groups.get(requestId);
+    if (!g) return null;
+    for (const s of g.seqs) s.finish("cancelled", null);
+    return this.release(g);
+  }
+
+  /** Aborts every request (shutdown); returns their final outputs. */
+  abortAll(): FinalOutput[] {
+    const ids = [...this.incoming.map((i) => i.sub.requestId), ...this.groups.keys()];
+    return ids.map((id) => this.abort(id)).filter((f): f is FinalOutput => f !== null);
+  }
+
+  /** Fails a request (an error in its own processing): frees it, returns nothing to emit. */
+  fail(requestId: number): void {
+    const g = this.groups.get(requestId);
+    if (g) this.release(g);
+  }
+
+  /** One iteration of the loop. Throws only on a fatal (whole-batch) error. */
+  step(): StepOutput {
+    const t0 = performance.now();
+    this.fetchNewRequests();
+    const sched = this.schedule();
+    const seqs = this.prepareResources(sched.list);
+    const { logits, rowSeq } = this.runner.run(seqs);
+    const errors: StepOutput["errors"] = [];
+    const samples = this.sample(sched.list, logits, rowSeq, errors);
+    const deltas = this.updateRequests(sched.list, samples, errors);
+    const finals = this.freeFinished();
+    if (sched.list.length === 0 && this.running.length === 0) this.failUnschedulable(errors);
+    for (const e of errors) this.fail(e.requestId);
+    const stats = this.iterationStats(t0, sched, finals.length);
+    return { deltas, finals, errors, stats };
+  }
+
+  /** nothing runs and nothing could be scheduled: the waiting requests would wait forever */
+  private failUnschedulable(errors: StepOutput["errors"]): void {
+    const ids = new Set(this.waiting.map((r) => r.requestId));
+    const free = this.kv.numFreeBlocks;
+    for (const requestId of ids) {
+      errors.push({ requestId, error: new TllmError(`request ${requestId} cannot be scheduled (${free} free KV blocks, nothing running)`) });
+    }
+  }
+
+  // ---- the pipeline ----
+
+  /** incoming -> waiting, one Request per output sequence (bestOf of them) */
+  private fetchNewRequests(): void {
+    for (const { sub, time } of this.incoming.splice(0)) {
+      const g = this.createGroup(sub, time);
+      this.groups.set(sub.requestId, g);
+      this.waiting.push(...g.seqs);
+    }
+  }
+
+  private createGroup(sub: Submission, time: number): RequestGroup {
+    const g = new RequestGroup(sub.requestId, sub.prompt, sub.promptTokenIds, sub.streaming, time);
+    const maxTokens = this.maxNewTokens(sub);
+    const eos = this.tokenizer.eosTokenIds;
+    const extraEos = new Set(sub.params.endId === eos[0] ? eos.slice(1) : []);
+    const arrival = this.arrival++;
+    for (let index = 0; index < sub.params.bestOf; index++) {
+      g.seqs.push(new Request({
+        seqId: this.nextSeqId++, requestId: sub.requestId, index, promptTokenIds: sub.promptTokenIds, params: sub.params,
+        maxTokens, arrival, priority: sub.priority ?? 0.5, cacheSalt: sub.cacheSalt, badWordsIds: sub.badWordsIds, extraEos,
+      }, this.tokenizer));
+    }
+    return g;
+  }
+
+  /** runs the scheduler and applies its output to running / waiting */
+  private schedule(): { out: SchedulerOutput; list: Scheduled[] } {
+    const out = this.scheduler.schedule(this.running, this.waiting);
+    if (out.pausedRequests.length > 0) {
+      const paused = new Set(out.pausedRequests);
+      this.running = this.running.filter((r) => !paused.has(r));
+      for (const r of out.pausedRequests as Request[]) this.groups.get(r.requestId)!.numPreemptions++;
+      this.waiting.push(...(out.pausedRequests as Request[]));
+    }
+    if (out.admittedRequests.length > 0) {
+      const admitted = new Set(out.admittedRequests);
+      this.waiting = this.waiting.filter((r) => !admitted.has(r));
+      for (const r of out.admittedRequests as Request[]) {
+        r.state = RequestState.CONTEXT_INIT;
+        r.numCachedTokens ??= this.kv.numCachedTokens(r.id);
+        this.running.push(r);
+      }
+    }
+    const list = [
+      ...out.contextRequests.map((s: ScheduledRequest) => ({ req: s.req as Request, numTokens: s.numTokens, ctx: true })),
+      ...out.generationRequests.map((s: ScheduledRequest) => ({ req: s.req as Request, numTokens: s.numTokens, ctx: false })),
+    ];
+    return { out, list };
+  }
+
+  /** block tables and positions for the runner (blocks were allocated by the scheduler) */
+  private prepareResources(list: readonly Scheduled[]): StepSeq[] {
+    return list.map(({ req, numTokens }) => ({
+      tokens: req.tokens, start: req.numComputedTokens, numTokens, blockTable: this.kv.getBlockTable(req.id),
+      wantLogits: req.numComputedTokens + numTokens === req.tokens.length,
+    }));
+  }
+
+  /** one sampler call per row, so that a failing row fails only its request */
+  private sample(list: readonly Scheduled[], logits: Float32Array, rowSeq: number[], errors: StepOutput["errors"]) {
+    const V = this.runner.vocabSize;
+    const out = new Map<Request, ReturnType<Sampler["sample"]>[number]>();
+    rowSeq.forEach((i, row) => {
+      const req = list[i]!.req;
+      try {
+        out.set(req, this.sampler.sample(logits.subarray(row * V, (row + 1) * V), [req.row], V)[0]!);
+      } catch (error) {
+        errors.push({ requestId: req.requestId, error });
+      }
+    });
+    return out;
+  }
+
+  /** advance computed counts, cache full blocks, append sampled tokens (stop checks, detokenize) */
+  private updateRequests(list: readonly Scheduled[], samples: Map<Request, ReturnType<Sampler["sample"]>[number]>,
+    errors: StepOutput["errors"]): DeltaMsg[] {
+    const deltas: DeltaMsg[] = [];
+    const failed = new Set(errors.map((e) => e.requestId));
+    for (const { req, numTokens } of list) {
+      if (failed.has(req.requestId)) continue;
+      try {
+        req.numComputedTokens += numTokens;
+        this.kv.cacheFullBlocks(req);
+        const r = samples.get(req);
+        if (!r) continue;
+        if (req.state === RequestState.CONTEXT_INIT) req.state = RequestState.GENERATION_IN_PROGRESS;
+        const g = this.groups.get(req.requestId)!;
+        g.firstTokenTime ??= Date.now();
+        const d = req.appendToken(r);
+        if (g.streamsDeltas) deltas.push(g.delta(req, d));
+      } catch (error) {
+        errors.push({ requestId: req.requestId, error });
+        failed.add(req.requestId);
+      }
+    }
+    return deltas;
+  }
+
+  /** frees finished sequences; returns the final output of each request now complete */
+  private freeFinished(): FinalOutput[] {
+    const finals: FinalOutput[] = [];
+    const done = this.running.filter((r) => r.finished);
+    if (done.length === 0) return finals;
+    for (const r of done) {
+      this.kv.free(r);
+      r.state = RequestState.GENERATION_COMPLETE;
+    }
+    this.running = this.running.filter((r) => !r.finished);
+    for (const r of done) {
+      const g = this.groups.get(r.requestId);
+      if (g && g.done) finals.push(this.release(g));
+    }
+    return finals;
+  }
+
+  /** removes a request from every list, frees its blocks, returns its final output */
+  private release(g: RequestGroup): FinalOutput {
+    const mine = new Set(g.seqs);
+    for (const s of g.seqs) {
+      this.kv.free(s);
+      s.state = RequestState.GENERATION_COMPLETE;
+    }
+    this.running = this.running.filter((r) => !mine.has(r));
+    this.waiting = this.waiting.filter((r) => !mine.has(r));
+    this.groups.delete(g.requestId);
+    return g.final(Date.now());
+  }
+
+  // ---- stats ----
+
+  kvStats(): KvCacheIterStats {
+    const s = this.kv.stats();
+    return {
+      maxNumBlocks: s.numBlocks - 1, freeNumBlocks: s.numFreeBlocks, usedNumBlocks: s.numUsedBlocks,
+      tokensPerBlock: this.kv.tokensPerBlock, allocTotalBlocks: s.allocated, reusedBlocks: s.reused,
+      missedBlocks: s.missed, cacheHitRate: s.hitRate,
+    };
+  }
+
+  get iterations(): number {
+    return this.iter;
+  }
+
+  private iterationStats(t0: number, sched: { out: SchedulerOutput; list: Scheduled[] }, completed: number): IterationStats {
+    const ctx = sched.list.filter((s) => s.ctx), gen = sched.list.filter((s) => !s.ctx);
+    return {
+      iter: this.iter++, timestamp: Date.now(), iterLatencyMS: performance.now() - t0,
+      numActiveRequests: this.running.length, numQueuedRequests: this.waiting.length + this.incoming.length,
+      numCompletedRequests: completed, cpuMemUsage: getHeapStatistics().used_heap_size, kvCacheStats: this.kvStats(),
+      inflightBatchingStats: {
+        numScheduledRequests: sched.list.length, numContextRequests: ctx.length, numGenRequests: gen.length,
+        numPausedRequests: sched.out.pausedRequests.length,
+        numCtxTokens: ctx.reduce((a, s) => a + s.numTokens, 0), numGenTokens: gen.reduce((a, s) => a + s.numTokens, 0),
+      },
+    };
+  }
+}
