@@ -136,7 +136,13 @@ export class LLM {
     if (config.backend === "native") native!.setNativeThreads(config.threads);
     const backend: Backend = config.backend === "native" ? new native!.NativeBackend() : new ReferenceBackend();
     const loaded = loadModel(source.path, backend);
-    const tokenizer = loadTokenizer(a.tokenizer, source);
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = loadTokenizer(a.tokenizer, source);
+    } catch (e) {
+      loaded.checkpoint.close();
+      throw e;
+    }
     const runner = new SimpleRunner(loaded.model, loaded.config, {
       maxBatchSize: config.maxBatchSize, maxNumTokens: config.maxNumTokens, maxSeqLen: config.maxSeqLen,
       tokensPerBlock: config.kvCacheConfig.tokensPerBlock, kvDtype: config.kvCacheConfig.dtype,
@@ -196,16 +202,11 @@ export class LLM {
     if (params.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported yet");
     if (params.endId === undefined) params.endId = st.tokenizer.eosTokenIds[0];
     validateSamplingParamsForVocab(params, st.model.vocabSize);
-    let ids: number[];
-    if (typeof prompt === "string") {
-      ids = await st.tokenizer.encode(prompt, { addSpecialTokens: params.addSpecialTokens });
-    } else {
-      ids = [...prompt];
-      ids.forEach((t) => {
-        if (!Number.isInteger(t) || t < 0 || t >= st.model.vocabSize) {
-          throw new ValidationError(`prompts[${i}]`, t, `token id out of range [0, ${st.model.vocabSize})`);
-        }
-      });
+    let ids = typeof prompt === "string" ? await st.tokenizer.encode(prompt, { addSpecialTokens: params.addSpecialTokens }) : [...prompt];
+    for (const t of ids) {
+      if (!Number.isInteger(t) || t < 0 || t >= st.model.vocabSize) {
+        throw new ValidationError(`prompts[${i}]`, t, `token id out of range [0, ${st.model.vocabSize})`);
+      }
     }
     if (params.truncatePromptTokens !== undefined) ids = ids.slice(-params.truncatePromptTokens);
     if (ids.length === 0) throw new ValidationError(`prompts[${i}]`, prompt, "is empty (no tokens)");

@@ -38,6 +38,8 @@ export class RunnerSeq {
   readonly detok: IncrementalDetokenizer | null;
   readonly stops: StopStringMatcher;
   readonly output: CompletionOutput;
+  /** the tokenizer's vocabulary size */
+  readonly vocabSize: number;
 
   constructor(readonly requestId: number, readonly index: number, readonly promptTokenIds: number[],
     readonly params: SamplingParams, tokenizer: Tokenizer, readonly extraEos: ReadonlySet<number>) {
@@ -49,6 +51,7 @@ export class RunnerSeq {
       params, rng: rngKeyForSeed(params.seed, index), promptTokenIds, outputTokenIds: this.output.tokenIds,
       needLogprob: true, requestId,
     };
+    this.vocabSize = tokenizer.vocabSize;
     this.detok = params.detokenize ? new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: params.skipSpecialTokens }) : null;
     this.stops = new StopStringMatcher(params.stop, params.includeStopStrInOutput);
   }
@@ -193,7 +196,8 @@ export class SimpleRunner {
   /** Detokenizes, matches stop strings, checks token stops; finishes the sequence when one hits. */
   private afterToken(s: RunnerSeq, token: number, onDelta?: DeltaCallback): void {
     const out = s.output, n = out.tokenIds.length;
-    const piece = s.detok ? s.detok.push(token) : "";
+    // ids past the tokenizer's vocabulary (a model's padded rows) have no text
+    const piece = s.detok && token < s.vocabSize ? s.detok.push(token) : "";
     const feed = s.stops.feed(piece);
     out.text += feed.emit;
     if (feed.stopped) return this.finish(s, "stop", feed.stopReason, onDelta, feed.emit, token);
