@@ -62,6 +62,14 @@ export function ropeScalingFromHf(rs: unknown, maxPos: number, file: string): Ro
   }
 }
 
+/** Mistral: sliding_window when set; Qwen2: only with use_sliding_window (HF then applies it to
+ *  layers >= max_window_layers; released Qwen2/2.5 configs all have it off, so we apply it to all). */
+function slidingWindowFromHf(cfg: Json, family: string, file: string): number | null {
+  const sw = cfg["sliding_window"];
+  const applies = family === "mistral" || (family === "qwen2" && cfg["use_sliding_window"] === true);
+  return applies && sw !== null && sw !== undefined ? posInt(cfg, "sliding_window", file) : null;
+}
+
 /** `file` names config.json in errors. */
 export function configFromHf(cfg: Json, file: string): ModelConfig {
   const family = familyFromHf(cfg["architectures"], file);
@@ -72,10 +80,6 @@ export function configFromHf(cfg: Json, file: string): ModelConfig {
   if (heads % kvHeads !== 0) throw new CheckpointError(file, "num_key_value_heads", `${kvHeads} does not divide num_attention_heads ${heads}`);
   const maxPos = posInt(cfg, "max_position_embeddings", file, 2048);
   const prf = num(cfg, "partial_rotary_factor", file, 1);
-  let slidingWindow: number | null = null;
-  const sw = cfg["sliding_window"];
-  const swApplies = family === "mistral" || (family === "qwen2" && cfg["use_sliding_window"] === true);
-  if (swApplies && sw !== null && sw !== undefined) slidingWindow = posInt(cfg, "sliding_window", file);
   return {
     architecture: family,
     hiddenSize: hidden,
@@ -94,7 +98,7 @@ export function configFromHf(cfg: Json, file: string): ModelConfig {
     tieWordEmbeddings: cfg["tie_word_embeddings"] === true,
     attentionBias: family === "qwen2" || cfg["attention_bias"] === true,
     qkNorm: family === "qwen3",
-    slidingWindow,
+    slidingWindow: slidingWindowFromHf(cfg, family, file),
     bosTokenId: tokenIds(cfg["bos_token_id"], file, "bos_token_id")[0] ?? null,
     eosTokenIds: tokenIds(cfg["eos_token_id"], file, "eos_token_id"),
   };
