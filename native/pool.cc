@@ -84,9 +84,12 @@ struct Pool {
     workers.clear();
   }
 
+  std::atomic<bool> busy{false};
+
   void run(int n, TaskFn f, void* c) {
     if (n <= 0) return;
-    if (n == 1 || workers.empty()) {
+    // one job at a time: a second JS thread (worker_threads) calling in meanwhile runs serially
+    if (n == 1 || workers.empty() || busy.exchange(true, std::memory_order_acquire)) {
       for (int t = 0; t < n; t++) f(c, t, 0);
       return;
     }
@@ -99,7 +102,12 @@ struct Pool {
     }
     if (sleepers.load() > 0) cv.notify_all();
     work(0);
-    while (active.load(std::memory_order_acquire) != 0) TLLM_PAUSE();
+    // wait for the workers; on an oversubscribed machine a worker may be descheduled: yield then
+    for (int i = 0; active.load(std::memory_order_acquire) != 0; i++) {
+      if (i < 4096) TLLM_PAUSE();
+      else std::this_thread::yield();
+    }
+    busy.store(false, std::memory_order_release);
   }
 };
 

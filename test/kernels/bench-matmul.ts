@@ -29,7 +29,7 @@ function bench(t: GgmlType, nb: NativeBackend): void {
   const copies = Math.max(2, Math.ceil(160e6 / (ROWS * rowBytes(t, COLS))));
   const ws = Array.from({ length: copies }, () => makeWeight(t));
   const bytes = ROWS * rowBytes(t, COLS);
-  for (const m of [1, 4, 64, 512]) {
+  for (const m of (process.env.BENCH_M ?? "1,4,64,512").split(",").map(Number)) {
     const x = randArray(r, m * COLS), out = new Float32Array(m * ROWS);
     const reps = m === 1 ? copies * 4 : m <= 4 ? copies : m === 64 ? 6 : 3;
     const times: number[] = [], cpu: number[] = [];
