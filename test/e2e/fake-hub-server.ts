@@ -41,6 +41,8 @@ export function etagOf(path: string, data: Uint8Array): string {
 export class FakeHub {
   readonly requests: LoggedRequest[] = [];
   readonly dropOnce = new Set<string>();
+  /** paths served with their first byte flipped (the listing keeps the true sha256) */
+  readonly corrupt = new Set<string>();
   private server: Server | null = null;
   private readonly repos = new Map<string, Required<Omit<FakeRepo, "token">> & { token?: string }>();
 
@@ -100,7 +102,11 @@ export class FakeHub {
     } else {
       res.writeHead(200, { ...headers, "Content-Length": data.byteLength });
     }
-    const body = data.subarray(start, end + 1);
+    let body = data.subarray(start, end + 1);
+    if (this.corrupt.has(path) && start === 0 && body.byteLength > 0) {
+      body = Uint8Array.from(body);
+      body[0] = body[0]! ^ 0xff;
+    }
     if (!range && this.dropOnce.delete(path)) {
       // send half, then cut the connection: the client sees a truncated body
       res.write(body.subarray(0, body.byteLength >> 1), () => setTimeout(() => res.socket?.destroy(), 20));

@@ -69,6 +69,22 @@ test("a GGUF file lands in the HF cache layout and reads back", async () => {
   assert.ok(readFileSync(r.path).equals(GGUF));
   assert.equal(readGgufMetadata(r.path).get("general.architecture"), "llama");
   assert.deepEqual(readdirSync(join(repoDir, "snapshots", sha)), ["tiny.gguf"], "only the named file is fetched");
+  assert.ok(hub.requests.every((q) => q.authorization === undefined), "no token set, none sent");
+});
+
+test("bytes that do not match the LFS sha256 are rejected and removed", async () => {
+  const e = env("corrupt");
+  hub.corrupt.add("tiny.gguf");
+  try {
+    await assert.rejects(downloadFromHub(opts({ repo: "acme/tiny-gguf", file: "tiny.gguf", env: e })),
+      (err: unknown) => err instanceof CheckpointError && err.field === "sha256");
+  } finally {
+    hub.corrupt.delete("tiny.gguf");
+  }
+  const blobs = join(e["HF_HOME"]!, "hub", "models--acme--tiny-gguf", "blobs");
+  assert.deepEqual(readdirSync(blobs), [], "neither a blob nor a partial file is left");
+  const r = await downloadFromHub(opts({ repo: "acme/tiny-gguf", file: "tiny.gguf", env: e }));
+  assert.ok(readFileSync(r.path).equals(GGUF));
 });
 
 test("an HF directory: config, tokenizer and HF-named safetensors only, other weight copies skipped", async () => {
