@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { Tokenizer as HfTokenizer } from "tokenizers";
 import { CheckpointError, ValidationError } from "../errors.js";
+import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from "./chat-template.js";
 import { byteLevelPieceBytes, concatBytes, isBytePiece, spmPieceBytes, textBytes } from "./bytes.js";
 import { isSpecialType, readGgufVocab, TokenType, vocabToTokenizerJson, type Metadata } from "./gguf-vocab.js";
 import {
@@ -176,6 +177,14 @@ export class Tokenizer {
   /** The token text of the BOS / first EOS id ("" when the model has none), for chat templates. */
   get bosToken(): string { return this.bosTokenId === undefined ? "" : this.pieces[this.bosTokenId]!; }
   get eosToken(): string { return this.eosTokenIds.length ? this.pieces[this.eosTokenIds[0]!]! : ""; }
+
+  /** Renders `messages` with the model's chat template (or `opts.template`), passing its BOS/EOS text. */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions & { template?: string } = {}): string {
+    const { template, ...rest } = opts;
+    const t = template ?? this.chatTemplate;
+    if (t === undefined) throw new ValidationError("chat_template", undefined, "the model has no chat template; pass one");
+    return applyChatTemplate(t, messages, { bosToken: this.bosToken, eosToken: this.eosToken, ...rest });
+  }
 
   /** The HF tokenizer without special added tokens, built on first use. */
   private plain(): HfTokenizer {

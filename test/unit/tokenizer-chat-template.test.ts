@@ -36,6 +36,15 @@ test("the Qwen2 template embedded in the GGUF vocabulary renders ChatML", () => 
   const tok = Tokenizer.fromGgufMetadata(readGgufMetadata(file), file);
   const out = applyChatTemplate(tok.chatTemplate!, [{ role: "user", content: "Hi" }], { addGenerationPrompt: true });
   assert.equal(out, "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  assert.equal(tok.applyChatTemplate([{ role: "user", content: "Hi" }], { addGenerationPrompt: true }), out);
+});
+
+test("Tokenizer.applyChatTemplate passes the model's BOS/EOS text; no template is a typed error", () => {
+  const file = join(import.meta.dirname, "..", "fixtures", "vocab", "ggml-vocab-llama-spm.gguf");
+  const tok = Tokenizer.fromGgufMetadata(readGgufMetadata(file), file);
+  assert.equal(tok.chatTemplate, undefined);
+  assert.throws(() => tok.applyChatTemplate(MSGS), (e: unknown) => e instanceof ValidationError && e.field === "chat_template");
+  assert.equal(tok.applyChatTemplate([MSGS[1]!], { template: SMALL }), "<s><|user|>\nHi 你好</s>\n");
 });
 
 test("typed errors name messages / chat_template", () => {
