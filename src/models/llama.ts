@@ -28,8 +28,8 @@ export class LlamaModel {
     };
   }
 
-  /** Returns logits [logitRows.length, vocab]; writes this step's K/V into kv[layer] at batch.slots. */
-  forward(batch: ForwardBatch, kv: readonly KvLayer[]): Float32Array {
+  /** Returns fresh logits [logitRows.length, vocab] (the caller owns them); writes this step's K/V into kv[layer] at batch.slots. */
+  forward(batch: ForwardBatch, kv: readonly KvLayer[]): Float32Array<ArrayBuffer> {
     const c = this.config, T = batch.tokens.length;
     this.checkBatch(batch, kv);
     const s = this.scratch(T);
@@ -78,7 +78,7 @@ export class LlamaModel {
   }
 
   /** Final norm and lm head on the selected rows only. */
-  private logits(rows: Int32Array, s: Scratch): Float32Array {
+  private logits(rows: Int32Array, s: Scratch): Float32Array<ArrayBuffer> {
     const H = this.config.hiddenSize, R = rows.length;
     const sel = new Float32Array(R * H);
     for (let i = 0; i < R; i++) sel.set(s.x.subarray(rows[i]! * H, (rows[i]! + 1) * H), i * H);
