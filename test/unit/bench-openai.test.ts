@@ -109,3 +109,38 @@ test("Prometheus text: labels, counters, and a prefix-cache hit rate from two sc
   assert.equal(prefixHitRateBetween(null, null), undefined);
   assert.equal(await scrapeCacheCounters("http://127.0.0.1:9"), null); // nothing listens: null, no throw
 });
+
+test("end to end: runBenchmark drives the client against a streaming server; summarizeBenchmark reports it", async () => {
+  const { runBenchmark } = await import("../../src/bench/runner.js");
+  const { summarizeBenchmark } = await import("../../src/bench/index.js");
+  let inFlight = 0;
+  let peak = 0;
+  await withServer((_req, body, res) => {
+    const n = (JSON.parse(body) as { max_tokens: number }).max_tokens;
+    peak = Math.max(peak, ++inFlight);
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    let k = 0;
+    const tick = (): void => {
+      if (k < n) {
+        res.write(sse({ choices: [{ text: `t${k++}` }] }));
+        return void setTimeout(tick, 2);
+      }
+      inFlight--;
+      res.end(sse({ choices: [], usage: { prompt_tokens: 5, completion_tokens: n } }) + "data: [DONE]\n\n");
+    };
+    tick();
+  }, async (url) => {
+    const dataset = Array.from({ length: 6 }, (_, i) => ({ taskId: i, inputIds: [1, 2, 3, 4, 5], outputTokens: 3 + i }));
+    const run = await runBenchmark({ dataset, send: createOpenAiSend({ baseUrl: url, model: "m" }), concurrency: 2 });
+    assert.equal(peak, 2);
+    assert.deepEqual(run.records.map((r) => [r.numOutputTokens, r.tokenTimesNs.length, r.numInputTokens]),
+      dataset.map((d) => [d.outputTokens, d.outputTokens, 5]));
+    assert.ok(run.records.every((r) => r.startNs <= r.firstTokenNs && r.firstTokenNs <= r.endNs));
+    const s = summarizeBenchmark(run, { info: { concurrency: 2 } });
+    assert.equal(s.trt.totalOutputTokens, 3 + 4 + 5 + 6 + 7 + 8);
+    assert.equal((s.json.request_info as Record<string, unknown>).num_requests, 6);
+    assert.match(s.text, /Maximum request concurrency:\s+2/);
+    assert.equal(s.vllm.maxConcurrentRequests, 2);
+    assert.ok(s.html.includes("Requests in flight"));
+  });
+});
