@@ -19,6 +19,7 @@ namespace {
 #include "kern/common.inc"
 #include "kern/dequant.inc"
 #include "kern/vecdot.inc"
+#include "kern/vecdot_multi.inc"
 #include "kern/matmul.inc"
 #include "kern/ops.inc"
 #include "kern/attention.inc"

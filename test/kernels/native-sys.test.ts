@@ -38,27 +38,29 @@ test("default path is avx2 where the CPU has it; threads default to physical cor
   if (process.env.TLLM_FORCE_SCALAR !== "1") assert.equal(info.path, info.avx2Supported ? "avx2" : "scalar");
   assert.equal(info.threads, info.physicalCores);
   const nb = new NativeBackend(), ref = new ReferenceBackend();
-  // m = 17 takes the tiled GEMM path (f32 after dequantization), so the reference check below is tight
-  const M = 17;
-  const w = randWeight(rng(SEED), GgmlType.Q8_0, 300, 512), x = randArray(rng(SEED + 1), M * 512);
-  const base = new Float32Array(M * 300);
-  nb.matmul(base, x, M, w);
+  // m = 7 on Q8_0 takes the GEMV path, m = 17 on F16 the tiled GEMM path
+  const cases = [[GgmlType.Q8_0, 7], [GgmlType.F16, 17]] as const;
+  const inputs = cases.map(([t, m]) => ({ m, w: randWeight(rng(SEED + m), t, 300, 512), x: randArray(rng(SEED + 1), m * 512) }));
+  const base = inputs.map(({ m, w, x }) => { const o = new Float32Array(m * 300); nb.matmul(o, x, m, w); return o; });
   try {
     for (const n of [1, 3]) {
       setNativeThreads(n);
       assert.equal(nativeInfo().threads, n);
-      const got = new Float32Array(M * 300);
-      nb.matmul(got, x, M, w);
-      // the same tiles in the same order per output element: identical bits for any thread count
-      assert.deepEqual(got, base, `threads=${n}`);
+      inputs.forEach(({ m, w, x }, i) => {
+        const got = new Float32Array(m * 300);
+        nb.matmul(got, x, m, w);
+        // rows are split across threads, each output computed whole by one thread: identical bits
+        assert.deepEqual(got, base[i], `threads=${n} case ${i}`);
+      });
     }
   } finally {
     setNativeThreads(info.threads);
   }
-  const e = new Float32Array(M * 300);
-  ref.matmul(e, x, M, w);
-  // f32 accumulation of 512 products of magnitude <= 1: far below 1e-4 absolute
-  for (let i = 0; i < e.length; i++) assert.ok(Math.abs(e[i]! - base[i]!) < 1e-4, `out[${i}] ${base[i]} vs ${e[i]}`);
+  const { m, w, x } = inputs[1]!;
+  const e = new Float32Array(m * 300);
+  ref.matmul(e, x, m, w);
+  // F16 GEMM: f32 accumulation of 512 products of magnitude <= 1, far below 1e-4 absolute
+  for (let i = 0; i < e.length; i++) assert.ok(Math.abs(e[i]! - base[1]![i]!) < 1e-4, `out[${i}] ${base[1]![i]} vs ${e[i]}`);
   assert.throws(() => setNativeThreads(0), ValidationError);
 });
 
