@@ -20,7 +20,8 @@ export interface CompletionOutput {
   /** detokenized text of tokenIds (stop string excluded unless includeStopStrInOutput) */
   text: string;
   tokenIds: number[];
-  /** sum of the sampled tokens' log-probabilities (natural log) of the final distribution */
+  /** sum of the sampled tokens' raw log-probabilities (natural log); null unless logprobs were
+   *  requested or bestOf > n (then outputs are ranked by it) */
   cumulativeLogprob: number | null;
   /** per output token, when SamplingParams.logprobs was set; null otherwise */
   logprobs: TokenLogprobs[] | null;

@@ -44,12 +44,13 @@ export class RunnerSeq {
   constructor(readonly requestId: number, readonly index: number, readonly promptTokenIds: number[],
     readonly params: SamplingParams, tokenizer: Tokenizer, readonly extraEos: ReadonlySet<number>) {
     this.output = {
-      index, text: "", tokenIds: [], cumulativeLogprob: 0, logprobs: params.logprobs !== null ? [] : null,
+      index, text: "", tokenIds: [], cumulativeLogprob: needLogprob(params) ? 0 : null,
+      logprobs: params.logprobs !== null ? [] : null,
       finishReason: null, stopReason: null,
     };
     this.rows = {
       params, rng: rngKeyForSeed(params.seed, index), promptTokenIds, outputTokenIds: this.output.tokenIds,
-      needLogprob: true, requestId,
+      needLogprob: needLogprob(params), requestId,
     };
     this.vocabSize = tokenizer.vocabSize;
     this.detok = params.detokenize ? new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: params.skipSpecialTokens }) : null;
@@ -183,7 +184,7 @@ export class SimpleRunner {
       const r = results[i]!;
       const out = s.output;
       out.tokenIds.push(r.token);
-      out.cumulativeLogprob = (out.cumulativeLogprob ?? 0) + r.logprob;
+      if (out.cumulativeLogprob !== null) out.cumulativeLogprob += r.logprob;
       if (out.logprobs) {
         const m: TokenLogprobs = new Map([[r.token, { logprob: r.logprob, rank: r.rank }]]);
         for (const t of r.topLogprobs ?? []) if (!m.has(t.token)) m.set(t.token, { logprob: t.logprob, rank: t.rank });
@@ -220,6 +221,12 @@ export class SimpleRunner {
     s.output.stopReason = stopReason;
     onDelta?.(s, pending + tail, token);
   }
+}
+
+/** Logprobs cost two extra passes over the vocabulary per token: only when asked for, or when
+ *  bestOf > n outputs must be ranked by cumulative logprob. */
+function needLogprob(p: SamplingParams): boolean {
+  return p.logprobs !== null || p.bestOf > p.n;
 }
 
 function yieldToEventLoop(): Promise<void> {
