@@ -66,6 +66,19 @@ function stdPop(xs: readonly number[]): number {
 
 const sortAsc = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b);
 
+/** Min / max by loop: Math.min(...xs) overflows the call stack past ~100k arguments. */
+export function minOf(xs: Iterable<number>, init = Infinity): number {
+  let m = init;
+  for (const x of xs) if (x < m) m = x;
+  return m;
+}
+
+export function maxOf(xs: Iterable<number>, init = -Infinity): number {
+  let m = init;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
 export function percentileStats(values: readonly number[]): PercentileStats {
   const s = sortAsc(values);
   return {
@@ -96,21 +109,21 @@ export interface TrtllmStats {
   /** mean over requests of output / e2e ("Per User Output Throughput [w/ ctx]") */
   outputThroughputPerUserTokS: number;
   outputThroughputPerGpuTokS: number;
-  /** N / (last start - first start); null with fewer than two distinct starts */
+  /** N / (last start - first start), req/s; null with fewer than two distinct starts */
   issueRateReqS: number | null;
   /** time-averaged number of requests in flight: sum(e2e) / total_latency (Little's law) */
   avgConcurrency: number;
   avgInputLength: number;
   avgOutputLength: number;
-  /** 1 / average TPOT, tok/s ("Per User Output Speed [1/TPOT]") */
+  /** mean per-request generation tok/s (TRT-LLM's per_user_generation_token_throughput, printed as "Per User Output Speed") */
   tokenOutputSpeedTokS: number;
   avgTtftMs: number;
   avgTpotMs: number;
   requestLatencyPercentilesMs: PercentileStats;
   ttftPercentilesMs: PercentileStats;
-  /** over requests with >= 2 output tokens: (end - first) / (output - 1) */
+  /** per request (end - first) / (output - 1); 0 for single-token requests (TRT-LLM's intertoken_latency) */
   tpotPercentilesMs: PercentileStats;
-  /** per-request generation tok/s: (output - 1) / (e2e - ttft), requests with >= 2 output tokens */
+  /** per-request generation tok/s: (output - 1) / (e2e - ttft); 0 for single-token requests */
   genTpsPercentiles: PercentileStats;
   inputLengthPercentiles: PercentileStats;
   outputLengthPercentiles: PercentileStats;
@@ -121,16 +134,17 @@ export function computeTrtllmStats(records: readonly RequestRecord[], worldSize 
   const ok = records.filter((r) => r.error === undefined);
   const n = ok.length;
   const starts = ok.map((r) => r.startNs);
-  const minStart = n ? Math.min(...starts) : 0;
-  const maxStart = n ? Math.max(...starts) : 0;
-  const maxEnd = n ? Math.max(...ok.map((r) => r.endNs)) : 0;
+  const minStart = n ? minOf(starts) : 0;
+  const maxStart = n ? maxOf(starts) : 0;
+  const maxEnd = n ? maxOf(ok.map((r) => r.endNs)) : 0;
   const totalNs = maxEnd - minStart;
   const totalS = totalNs / NS_PER_S;
   const e2eMs = ok.map((r) => (r.endNs - r.startNs) / NS_PER_MS);
   const ttftMs = ok.map((r) => (r.firstTokenNs - r.startNs) / NS_PER_MS);
-  const multi = ok.filter((r) => r.numOutputTokens > 1);
-  const tpotMs = multi.map((r) => (r.endNs - r.firstTokenNs) / NS_PER_MS / (r.numOutputTokens - 1));
-  const genTps = multi.map((r) => (r.numOutputTokens - 1) / ((r.endNs - r.firstTokenNs) / NS_PER_S));
+  // As TRT-LLM's RequestRecord: a request with one output token has TPOT 0 and generation tok/s 0,
+  // and both still count in the averages and percentiles.
+  const tpotMs = ok.map((r) => (r.numOutputTokens > 1 ? (r.endNs - r.firstTokenNs) / NS_PER_MS / (r.numOutputTokens - 1) : 0));
+  const genTps = ok.map((r) => (r.numOutputTokens > 1 ? (r.numOutputTokens - 1) / ((r.endNs - r.firstTokenNs) / NS_PER_S) : 0));
   const inTok = ok.reduce((s, r) => s + r.numInputTokens, 0);
   const outTok = ok.reduce((s, r) => s + r.numOutputTokens, 0);
   const rate = (x: number): number => (totalS > 0 ? x / totalS : NaN);
@@ -151,7 +165,7 @@ export function computeTrtllmStats(records: readonly RequestRecord[], worldSize 
     avgConcurrency: totalNs > 0 ? e2eMs.reduce((s, x) => s + x, 0) / (totalNs / NS_PER_MS) : NaN,
     avgInputLength: n ? inTok / n : NaN,
     avgOutputLength: n ? outTok / n : NaN,
-    tokenOutputSpeedTokS: 1000 / avgTpotMs,
+    tokenOutputSpeedTokS: mean(genTps),
     avgTtftMs: mean(ttftMs),
     avgTpotMs,
     requestLatencyPercentilesMs: percentileStats(e2eMs),
@@ -267,7 +281,7 @@ export function computeVllmStats(
 /** Peak tokens in one-second buckets [t0 + k s, t0 + (k+1) s), t0 = earliest start; one token per chunk time. */
 export function peakOutputPerSecond(records: readonly RequestRecord[]): number {
   if (records.length === 0) return 0;
-  const t0 = Math.min(...records.map((r) => r.startNs));
+  const t0 = minOf(records.map((r) => r.startNs));
   const buckets = new Map<number, number>();
   for (const r of records) {
     for (const t of r.tokenTimesNs) {
@@ -275,7 +289,7 @@ export function peakOutputPerSecond(records: readonly RequestRecord[]): number {
       buckets.set(k, (buckets.get(k) ?? 0) + 1);
     }
   }
-  return Math.max(0, ...buckets.values());
+  return maxOf(buckets.values(), 0);
 }
 
 export interface Timeline {
@@ -294,8 +308,8 @@ export interface Timeline {
 export function computeTimeline(records: readonly RequestRecord[], buckets = 60): Timeline {
   const ok = records.filter((r) => r.error === undefined);
   if (ok.length === 0) return { tS: [], bucketS: 0, outputTokS: [], running: [], completed: [] };
-  const t0 = Math.min(...ok.map((r) => r.startNs));
-  const t1 = Math.max(...ok.map((r) => r.endNs));
+  const t0 = minOf(ok.map((r) => r.startNs));
+  const t1 = maxOf(ok.map((r) => r.endNs));
   const width = Math.max(1, t1 - t0) / buckets;
   const tokens = new Array<number>(buckets).fill(0);
   const completed = new Array<number>(buckets).fill(0);

@@ -1,7 +1,7 @@
 // The HTML bench report: ONE self-contained page (inline CSS and SVG; no script, no network) with
 // headline cards, TTFT/TPOT histograms, throughput and running requests over time, latency
 // percentiles, a per-request timeline, and both metric tables.
-import { computeTimeline, type RequestRecord, type TrtllmStats, type VllmStats } from "./metrics.js";
+import { computeTimeline, minOf, percentileFloor, type RequestRecord, type TrtllmStats, type VllmStats } from "./metrics.js";
 import type { BenchInfo } from "./report.js";
 import { COLORS, barGroups, esc, fmtNum, ganttChart, histogram, lineChart, type Span } from "./svg.js";
 
@@ -96,7 +96,7 @@ function spansOf(records: readonly RequestRecord[], maxRows: number): Span[] {
     const r = sorted[Math.floor((k * sorted.length) / m)]!;
     out.push({ start: r.startNs / 1e9, first: r.firstTokenNs / 1e9, end: r.endNs / 1e9, failed: r.error !== undefined });
   }
-  const t0 = Math.min(...out.map((s) => s.start));
+  const t0 = minOf(out.map((s) => s.start));
   return out.map((s) => ({ start: s.start - t0, first: s.first - t0, end: s.end - t0, failed: s.failed }));
 }
 
@@ -105,6 +105,7 @@ function charts(inp: HtmlReportInput): string {
   const ok = records.filter((r) => r.error === undefined);
   const ttft = ok.map((r) => (r.firstTokenNs - r.startNs) / 1e6);
   const tpot = ok.filter((r) => r.numOutputTokens > 1).map((r) => (r.endNs - r.firstTokenNs) / 1e6 / (r.numOutputTokens - 1));
+  const tpotSorted = [...tpot].sort((a, b) => a - b); // markers over the plotted requests (the stats count 1-token requests as 0)
   const tl = computeTimeline(records, 60);
   const mid = tl.tS.map((x) => x + tl.bucketS / 2);
   const pctRows = (s: TrtllmStats["ttftPercentilesMs"]): { label: string; value: number }[] =>
@@ -114,7 +115,7 @@ function charts(inp: HtmlReportInput): string {
     card("Time to first token", `${ttft.length} requests; dashed lines: p50 and p99`, histogram(ttft, { color: COLORS.indigo, xLabel: "TTFT (ms)", label: "TTFT histogram",
       markers: [{ value: t.ttftPercentilesMs.p50, label: "p50" }, { value: t.ttftPercentilesMs.p99, label: "p99" }] })),
     card("Time per output token", `${tpot.length} requests with 2+ output tokens`, histogram(tpot, { color: COLORS.teal, xLabel: "TPOT (ms)", label: "TPOT histogram",
-      markers: [{ value: t.tpotPercentilesMs.p50, label: "p50" }, { value: t.tpotPercentilesMs.p99, label: "p99" }] })),
+      markers: [{ value: percentileFloor(tpotSorted, 0.5), label: "p50" }, { value: percentileFloor(tpotSorted, 0.99), label: "p99" }] })),
     card("Output throughput over time", `tokens/s in ${fmtNum(tl.bucketS)} s buckets`, lineChart([{ name: "output tok/s", color: COLORS.indigo, xs: mid, ys: tl.outputTokS, area: true }],
       { xLabel: "time since start (s)", yLabel: "tok/s", label: "throughput over time" })),
     card("Requests in flight", "running requests sampled at each bucket", lineChart([{ name: "running", color: COLORS.teal, xs: tl.tS, ys: tl.running, area: true, step: true }],

@@ -1,5 +1,6 @@
 // Inline SVG chart primitives for the HTML bench report: no scripts, no network, no fonts to load.
 // Every chart is a fixed viewBox (W x H user units) scaled to its container's width.
+import { maxOf, minOf } from "./metrics.js";
 
 export const W = 560;
 export const H = 260;
@@ -61,14 +62,14 @@ export interface Marker { value: number; label: string }
 /** Histogram of values (bins chosen by the square-root rule, 8..40) with dashed percentile markers. */
 export function histogram(values: readonly number[], o: { color: string; xLabel: string; label: string; markers?: Marker[] }): string {
   if (values.length === 0) return empty(o.label);
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
+  let lo = minOf(values);
+  let hi = maxOf(values);
   if (hi === lo) { lo -= 0.5; hi += 0.5; }
   const bins = Math.max(8, Math.min(40, Math.ceil(Math.sqrt(values.length))));
   const width = (hi - lo) / bins;
   const counts = new Array<number>(bins).fill(0);
   for (const v of values) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]!++;
-  const a: Axes = { x0: lo, x1: hi, y0: 0, y1: Math.max(...counts) * 1.1, xLabel: o.xLabel, yLabel: "requests" };
+  const a: Axes = { x0: lo, x1: hi, y0: 0, y1: maxOf(counts) * 1.1, xLabel: o.xLabel, yLabel: "requests" };
   const bars = counts.map((c, i) => {
     const x = sx(a, lo + i * width);
     const w = Math.max(1, sx(a, lo + (i + 1) * width) - x - 1);
@@ -91,7 +92,7 @@ export function lineChart(series: readonly Series[], o: { xLabel: string; yLabel
   const xs = series.flatMap((s) => s.xs);
   const ys = series.flatMap((s) => s.ys);
   if (xs.length === 0) return empty(o.label);
-  const a: Axes = { x0: Math.min(...xs), x1: Math.max(...xs), y0: 0, y1: Math.max(1e-9, ...ys) * 1.12, xLabel: o.xLabel, yLabel: o.yLabel };
+  const a: Axes = { x0: minOf(xs), x1: maxOf(xs), y0: 0, y1: maxOf(ys, 1e-9) * 1.12, xLabel: o.xLabel, yLabel: o.yLabel };
   const body = series.map((s) => {
     const pts: string[] = [];
     s.xs.forEach((x, i) => {
@@ -120,7 +121,7 @@ export function barGroups(groups: readonly BarGroup[], label: string): string {
   for (const g of groups) {
     parts.push(`<text x="4" y="${y + 12}" class="gtitle">${esc(g.title)} <tspan class="tick">(${esc(g.unit)})</tspan></text>`);
     y += 18;
-    const max = Math.max(1e-12, ...g.rows.map((r) => (Number.isFinite(r.value) ? r.value : 0)));
+    const max = maxOf(g.rows.map((r) => (Number.isFinite(r.value) ? r.value : 0)), 1e-12);
     for (const r of g.rows) {
       const w = Number.isFinite(r.value) ? Math.max(1, (r.value / max) * (W - 170)) : 0;
       parts.push(`<text x="64" y="${y + 11}" class="tick" text-anchor="end">${esc(r.label)}</text>`,
@@ -138,7 +139,7 @@ export interface Span { start: number; first: number; end: number; failed: boole
 /** One row per request: waiting for the first token (light) then generating (dark); s on x. */
 export function ganttChart(spans: readonly Span[], o: { label: string }): string {
   if (spans.length === 0) return empty(o.label);
-  const a: Axes = { x0: 0, x1: Math.max(...spans.map((s) => s.end)), y0: 0, y1: spans.length, xLabel: "time since start (s)", yLabel: "request" };
+  const a: Axes = { x0: 0, x1: maxOf(spans.map((s) => s.end)), y0: 0, y1: spans.length, xLabel: "time since start (s)", yLabel: "request" };
   const rowH = PH / spans.length;
   const body = spans.map((s, i) => {
     const y = (sy(a, i + 1) + rowH * 0.1).toFixed(2); // request 0 at the bottom, as the y ticks count

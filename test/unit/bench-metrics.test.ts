@@ -72,15 +72,16 @@ test("trtllm-bench statistics on the hand timeline", () => {
   close(t.issueRateReqS!, 20, "4 / (0.2 s - 0)");
   close(t.avgConcurrency, 1.75, "sum e2e 1750 ms / 1000 ms");
   close(t.avgTtftMs, 137.5, "ttft 100, 200, 50, 200");
-  close(t.avgTpotMs, 400 / 3, "tpot 100, 100, 200 (R3 has one token)");
-  close(t.tokenOutputSpeedTokS, 7.5, "1000 / 133.33 ms");
+  close(t.avgTpotMs, 100, "tpot 100, 100, 0, 200 (R3 has one token: 0, as TRT-LLM)");
+  close(t.tokenOutputSpeedTokS, 6.25, "mean generation tok/s (10 + 10 + 0 + 5) / 4");
   close(t.avgInputLength, 25, "100 / 4");
   close(t.avgOutputLength, 3.25, "13 / 4");
   assert.deepEqual(t.ttftPercentilesMs, { minimum: 50, maximum: 200, average: 137.5, p50: 200, p90: 200, p95: 200, p99: 200 });
-  assert.equal(t.tpotPercentilesMs.p50, 100); // sorted [100, 100, 200], int(1.5) = 1
-  assert.equal(t.tpotPercentilesMs.p90, 200); // int(2.7) = 2
-  assert.deepEqual([...[t.genTpsPercentiles.minimum, t.genTpsPercentiles.p50, t.genTpsPercentiles.maximum]].map((x) => Math.round(x * 1e9) / 1e9),
-    [5, 10, 10]); // R1 4/0.4 s, R2 2/0.2 s, R4 3/0.6 s
+  assert.equal(t.tpotPercentilesMs.p50, 100); // sorted [0, 100, 100, 200], int(2.0) = 2
+  assert.equal(t.tpotPercentilesMs.p90, 200); // int(3.6) = 3
+  assert.equal(t.tpotPercentilesMs.minimum, 0);
+  assert.deepEqual([t.genTpsPercentiles.minimum, t.genTpsPercentiles.p50, t.genTpsPercentiles.maximum].map((x) => Math.round(x * 1e9) / 1e9),
+    [0, 10, 10]); // R1 4/0.4 s, R2 2/0.2 s, R3 0, R4 3/0.6 s: sorted [0, 5, 10, 10]
   assert.equal(t.requestLatencyPercentilesMs.p50, 500);
 });
 
@@ -151,4 +152,19 @@ test("no successful records gives NaN statistics, not a throw", () => {
   const v = computeVllmStats([rec(0, [], 5, "boom")], 1);
   assert.equal(v.completed, 0);
   assert.equal(v.ttftMs.mean, 0);
+});
+
+test("200k records: no argument-spread overflow, linear-time enough", () => {
+  const n = 200_000;
+  const recs: RequestRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = i * 1e6; // one request per ms, each 3 tokens 10 ms apart after a 5 ms TTFT
+    recs.push({ startNs: s, firstTokenNs: s + 5e6, endNs: s + 25e6, tokenTimesNs: [s + 5e6, s + 15e6, s + 25e6], numInputTokens: 4, numOutputTokens: 3 });
+  }
+  const t = computeTrtllmStats(recs);
+  close(t.totalLatencyMs, (n - 1) + 25, "first start 0, last end (n-1) ms + 25 ms");
+  close(t.avgTpotMs, 10, "tpot");
+  const v = computeVllmStats(recs, 200);
+  assert.equal(v.maxConcurrentRequests, 25); // 25 ms long, one start per ms (an end frees before a start)
+  assert.equal(computeTimeline(recs, 20).running.length, 20);
 });
