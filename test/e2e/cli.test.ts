@@ -218,6 +218,19 @@ describe("LLM.generate", () => {
     assert.ok(Math.abs(sum - o.cumulativeLogprob!) < 1e-9, "cumulative logprob is the sum of the per-token logprobs");
   });
 
+  test("bestOf > n keeps the outputs with the highest cumulative logprob", async () => {
+    const p = { maxTokens: 6, temperature: 1.5, seed: 5, ignoreEos: true };
+    const all = await llm.generate("Pick", { ...p, n: 3, logprobs: 0 });
+    assert.deepEqual(all.outputs.map((o) => o.index), [0, 1, 2]);
+    const best = [...all.outputs].sort((a, b) => b.cumulativeLogprob! - a.cumulativeLogprob!)[0]!;
+    const one = await llm.generate("Pick", { ...p, n: 1, bestOf: 3 });
+    assert.equal(one.outputs.length, 1);
+    assert.equal(one.outputs[0]!.index, 0);
+    assert.deepEqual(one.outputs[0]!.tokenIds, best.tokenIds);
+    assert.equal(one.outputs[0]!.cumulativeLogprob, best.cumulativeLogprob);
+    assert.equal((await llm.generate("Pick", { maxTokens: 2 })).outputs[0]!.cumulativeLogprob, null, "not computed unless asked");
+  });
+
   test("a small KV budget or maxBatchSize splits a batch into waves with unchanged greedy tokens", async () => {
     const prompts = ["One two", "Three four five", "Six", "Seven eight nine ten"];
     const ref = await llm.generate(prompts, { maxTokens: 20, ignoreEos: true });
