@@ -26,15 +26,15 @@ main{max-width:1240px;margin:0 auto;padding:22px 28px 40px}
 .kpis{display:grid;grid-template-columns:repeat(6,1fr);gap:12px;margin:0 0 18px}
 .kpi{background:var(--card);border-radius:12px;padding:12px 14px;box-shadow:0 1px 2px rgba(15,23,42,.06),0 0 0 1px var(--line)}
 .kpi b{display:block;font-size:22px;font-weight:650;letter-spacing:-.02em}.kpi span{color:var(--muted);font-size:12px}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:16px}
 .card{background:var(--card);border-radius:14px;padding:14px 16px 8px;box-shadow:0 1px 2px rgba(15,23,42,.06),0 0 0 1px var(--line)}
 .card h2{margin:0 0 2px;font-size:15px;font-weight:620}.card .sub{margin:0 0 6px;color:var(--muted);font-size:12px}
 .wide{grid-column:1/-1}svg{width:100%;height:auto;display:block}
 svg .grid{stroke:#e2e8f0;stroke-width:1}svg .axis{stroke:#94a3b8;stroke-width:1}
 svg .tick{fill:#64748b;font-size:10.5px}svg .label{fill:#334155;font-size:11.5px}svg .gtitle{fill:#0f172a;font-size:12px;font-weight:600}
 svg .marker{stroke:#0f172a;stroke-width:1;stroke-dasharray:4 3;opacity:.7}svg .mlabel{fill:#0f172a;font-size:10.5px;font-weight:600}
-table{width:100%;border-collapse:collapse;font-size:12.5px}td,th{padding:4px 8px;border-bottom:1px solid var(--line);text-align:right}
-td:first-child,th:first-child{text-align:left;color:#334155;white-space:nowrap}th{color:var(--muted);font-weight:600}
+table{width:100%;border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}td,th{padding:4px 6px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+td:first-child,th:first-child{text-align:left;color:#334155;white-space:normal}th{color:var(--muted);font-weight:600}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:18px}
 .legend{display:flex;gap:14px;font-size:12px;color:var(--muted);margin:0 0 4px}.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 `;
@@ -66,11 +66,11 @@ function trtTable(t: TrtllmStats): string {
   const p = (name: string, s: TrtllmStats["ttftPercentilesMs"]): (string | number)[] => [name, s.minimum, s.p50, s.p90, s.p95, s.p99, s.maximum, s.average];
   return table(["metric", "min", "p50", "p90", "p95", "p99", "max", "avg"], [
     p("TTFT (ms)", t.ttftPercentilesMs), p("TPOT (ms)", t.tpotPercentilesMs),
-    p("Request latency (ms)", t.requestLatencyPercentilesMs), p("Generation tok/s per request", t.genTpsPercentiles),
+    p("Request latency (ms)", t.requestLatencyPercentilesMs), p("Gen. tok/s per request", t.genTpsPercentiles),
   ]) + table(["throughput", "value"], [
     ["Request throughput (req/s)", t.requestThroughputReqS], ["Output throughput (tok/s)", t.systemOutputThroughputTokS],
     ["Total token throughput (tok/s)", t.systemTotalThroughputTokS], ["Per user output throughput (tok/s)", t.outputThroughputPerUserTokS],
-    ["Per GPU output throughput (tok/s)", t.outputThroughputPerGpuTokS], ["Per user output speed 1/TPOT (tok/s)", t.tokenOutputSpeedTokS],
+    ["Per GPU output throughput (tok/s)", t.outputThroughputPerGpuTokS], ["Per user output speed (tok/s)", t.tokenOutputSpeedTokS],
     ["Issue rate (req/s)", t.issueRateReqS ?? NaN], ["Average concurrency", t.avgConcurrency], ["Total latency (ms)", t.totalLatencyMs],
   ]);
 }
