@@ -201,12 +201,3 @@ export function fileType(wt: WeightTypes): number {
   return map.get(d) ?? 0;
 }
 
-/** The `demo` model: a ~19.5M-parameter Llama (4 layers, hidden 256, GQA 4/2, untied) in the
- *  Q4_K_M mix, on a Llama-2 SentencePiece vocabulary (pass llama.cpp's ggml-vocab-llama-spm.gguf). */
-export function demoSpec(vocab: string): RandomModelSpec {
-  return {
-    arch: "llama", vocab, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, ffn: 768,
-    tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000, rmsEps: 1e-5, maxPositions: 2048,
-    seed: 20240601, weightTypes: Q4_K_M_MIX, name: "tllm-demo",
-  };
-}
