@@ -19,6 +19,8 @@ export interface RequestRecord {
   numOutputTokens: number;
   /** set when the request failed; failed records are excluded from every statistic but `failed` */
   error?: string;
+  /** speculative decoding: decode iterations after the first token (TRT-LLM's decode_iteration), when known */
+  decodeIterations?: number;
 }
 
 /** TRT-LLM's PercentileStats (same field names). */
@@ -290,6 +292,37 @@ export function peakOutputPerSecond(records: readonly RequestRecord[]): number {
     }
   }
   return maxOf(buckets.values(), 0);
+}
+
+/** TRT-LLM's decoding_stats (speculative decoding), over successful records with decodeIterations. */
+export interface DecodingStats {
+  /** total output tokens / total decode steps (the first token counts one step per request) */
+  acceptanceLength: number;
+  numDraftTokensPercentiles: PercentileStats;
+  numAcceptedDraftTokensPercentiles: PercentileStats;
+  draftAcceptanceRatePercentiles: PercentileStats;
+  acceptanceLengthPercentiles: PercentileStats;
+}
+
+/**
+ * Per request, with steps = decodeIterations + 1: drafted = maxDraftLen * steps,
+ * accepted = output - steps, rate = accepted / drafted, length = output / steps. Null when no record
+ * carries decodeIterations or maxDraftLen is 0.
+ */
+export function computeDecodingStats(records: readonly RequestRecord[], maxDraftLen: number): DecodingStats | null {
+  const ok = records.filter((r) => r.error === undefined && r.decodeIterations !== undefined);
+  if (ok.length === 0 || maxDraftLen <= 0) return null;
+  const steps = ok.map((r) => r.decodeIterations! + 1);
+  const drafted = steps.map((s) => maxDraftLen * s);
+  const accepted = ok.map((r, i) => r.numOutputTokens - steps[i]!);
+  const totalOut = ok.reduce((a, r) => a + r.numOutputTokens, 0);
+  return {
+    acceptanceLength: totalOut / steps.reduce((a, s) => a + s, 0),
+    numDraftTokensPercentiles: percentileStats(drafted),
+    numAcceptedDraftTokensPercentiles: percentileStats(accepted),
+    draftAcceptanceRatePercentiles: percentileStats(accepted.map((a, i) => a / drafted[i]!)),
+    acceptanceLengthPercentiles: percentileStats(ok.map((r, i) => r.numOutputTokens / steps[i]!)),
+  };
 }
 
 export interface Timeline {

@@ -1,7 +1,7 @@
 // Bench reports: a text summary with both metric families (trtllm-bench's block, then vLLM's) and
 // the `--report-json` object with trtllm-bench's sections and snake_case field names.
 import os from "node:os";
-import type { PercentileStats, TrtllmStats, VllmMetricSummary, VllmStats } from "./metrics.js";
+import type { DecodingStats, PercentileStats, TrtllmStats, VllmMetricSummary, VllmStats } from "./metrics.js";
 
 /** What the caller knows about the target (all optional: the CLI fills what applies). */
 export interface BenchInfo {
@@ -18,6 +18,8 @@ export interface BenchInfo {
   prefixCacheHitRate?: number;
   kvCacheUsage?: number;
   datasetPath?: string;
+  /** speculative decoding mode and its statistics (computeDecodingStats), when used */
+  decoding?: { mode: string; stats: DecodingStats };
 }
 
 export interface MachineInfo {
@@ -77,6 +79,12 @@ export function buildReportJson(t: TrtllmStats, info: BenchInfo = {}, v?: VllmSt
       token_output_speed_tok_s: finite(t.tokenOutputSpeedTokS), avg_ttft_ms: finite(t.avgTtftMs), avg_tpot_ms: finite(t.avgTpotMs),
       tpot_percentiles: pctJson(t.tpotPercentilesMs), ttft_percentiles: pctJson(t.ttftPercentilesMs),
       gen_tps_percentiles: pctJson(t.genTpsPercentiles) },
+    ...(info.decoding ? { decoding_stats: {
+      mode: info.decoding.mode, acceptance_length: finite(info.decoding.stats.acceptanceLength),
+      num_draft_tokens_percentiles: pctJson(info.decoding.stats.numDraftTokensPercentiles),
+      num_accepted_draft_tokens_percentiles: pctJson(info.decoding.stats.numAcceptedDraftTokensPercentiles),
+      draft_acceptance_rate_percentiles: pctJson(info.decoding.stats.draftAcceptanceRatePercentiles),
+      acceptance_length_percentiles: pctJson(info.decoding.stats.acceptanceLengthPercentiles) } } : {}),
     dataset: { path: info.datasetPath ?? null, num_requests: t.numRequests, total_input_tokens: t.totalInputTokens,
       total_output_tokens: t.totalOutputTokens, avg_isl: finite(t.avgInputLength), avg_osl: finite(t.avgOutputLength),
       isl_stats: pctJson(t.inputLengthPercentiles), osl_stats: pctJson(t.outputLengthPercentiles) },
@@ -121,7 +129,13 @@ export function formatTrtllmText(t: TrtllmStats, info: BenchInfo = {}): string {
     l.push(row("Per User Output Speed [1/TPOT] (tps/user):", f4(t.tokenOutputSpeedTokS)));
     l.push(...pctRows("GTPS (tok/s)", t.genTpsPercentiles), ...pctRows("TPOT (ms)", t.tpotPercentilesMs), ...pctRows("TTFT (ms)", t.ttftPercentilesMs));
   }
-  l.push(...pctRows("Request Latency (ms)", t.requestLatencyPercentilesMs), eq);
+  l.push(...pctRows("Request Latency (ms)", t.requestLatencyPercentilesMs));
+  if (info.decoding) {
+    const d = info.decoding.stats;
+    l.push("", `-- Speculative decoding (${info.decoding.mode}) --`, row("Acceptance Length (tokens/step):", f4(d.acceptanceLength)),
+      ...pctRows("Draft Acceptance Rate", d.draftAcceptanceRatePercentiles), ...pctRows("Acceptance Length", d.acceptanceLengthPercentiles));
+  }
+  l.push(eq);
   return l.join("\n");
 }
 

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  computeTimeline, computeTrtllmStats, computeVllmStats, peakConcurrency, percentileFloor, percentileInterp, percentileStats,
+  computeDecodingStats, computeTimeline, computeTrtllmStats, computeVllmStats, peakConcurrency, percentileFloor, percentileInterp, percentileStats,
   type RequestRecord,
 } from "../../src/bench/metrics.js";
 
@@ -167,4 +167,19 @@ test("200k records: no argument-spread overflow, linear-time enough", () => {
   const v = computeVllmStats(recs, 200);
   assert.equal(v.maxConcurrentRequests, 25); // 25 ms long, one start per ms (an end frees before a start)
   assert.equal(computeTimeline(recs, 20).running.length, 20);
+});
+
+test("speculative decoding stats follow TRT-LLM's per-request formulas", () => {
+  // max draft 3. A: 9 tokens in 1 + 2 iterations (3 steps): drafted 9, accepted 6, rate 2/3, length 3.
+  //              B: 4 tokens in 4 steps: drafted 12, accepted 0, rate 0, length 1.
+  const a = { ...rec(0, [1, 2, 3, 4, 5, 6, 7, 8, 9], 1), decodeIterations: 2 };
+  const b = { ...rec(0, [1, 2, 3, 4], 1), decodeIterations: 3 };
+  const d = computeDecodingStats([a, b, rec(0, [1], 1)], 3)!;
+  close(d.acceptanceLength, 13 / 7, "13 tokens / 7 steps");
+  assert.deepEqual([d.numDraftTokensPercentiles.minimum, d.numDraftTokensPercentiles.maximum], [9, 12]);
+  assert.deepEqual([d.numAcceptedDraftTokensPercentiles.minimum, d.numAcceptedDraftTokensPercentiles.maximum], [0, 6]);
+  close(d.draftAcceptanceRatePercentiles.average, 1 / 3, "mean(2/3, 0)");
+  close(d.acceptanceLengthPercentiles.average, 2, "mean(3, 1)");
+  assert.equal(computeDecodingStats([rec(0, [1], 1)], 3), null);
+  assert.equal(computeDecodingStats([a], 0), null);
 });

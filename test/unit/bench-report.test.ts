@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { computeTrtllmStats, computeVllmStats, type RequestRecord } from "../../src/bench/metrics.js";
+import { computeDecodingStats, computeTrtllmStats, computeVllmStats, type RequestRecord } from "../../src/bench/metrics.js";
 import { buildReportJson, formatTextReport, machineInfo } from "../../src/bench/report.js";
 import { renderHtmlReport } from "../../src/bench/report-html.js";
 import { ProgressBar } from "../../src/bench/progress.js";
@@ -35,6 +35,17 @@ test("report JSON has trtllm-bench's sections and values in its units", () => {
   assert.equal((j.world_info as Record<string, unknown>).issue_rate, 20); // 2 / 0.1 s
   assert.equal((j.dataset as Record<string, unknown>).total_input_tokens, 20);
   assert.doesNotThrow(() => JSON.stringify(j));
+});
+
+test("decoding_stats section appears with speculative decoding", () => {
+  const recs = RECS.map((r) => ({ ...r, decodeIterations: 0 })); // every request: all tokens in one step
+  const stats = computeDecodingStats(recs, 4)!;
+  const j = buildReportJson(computeTrtllmStats(recs), { decoding: { mode: "MTP", stats } });
+  const d = j.decoding_stats as Record<string, unknown>;
+  assert.equal(d.mode, "MTP");
+  assert.equal(d.acceptance_length, 3); // 6 tokens / 2 steps
+  assert.deepEqual(Object.keys(j).slice(-2), ["decoding_stats", "dataset"]);
+  assert.match(formatTextReport(computeTrtllmStats(recs), computeVllmStats(recs, 1), { decoding: { mode: "MTP", stats } }), /Speculative decoding \(MTP\)/);
 });
 
 test("NaN statistics become null in JSON (no successful request)", () => {
