@@ -3,6 +3,9 @@
 import { LLM } from "../api/llm.js";
 import type { LlmArgsInput } from "../api/llm-args.js";
 import { createSamplingParams, type SamplingParamsInput } from "../api/sampling-params.js";
+import type { RequestOutput } from "../api/request-output.js";
+import { ValidationError } from "../errors.js";
+import { applyChatTemplate } from "../tokenizer/chat-template.js";
 import { numberFlag, parseFlags, stringFlag, UsageError, type Options } from "./args.js";
 
 export const GENERATE_HELP = `Usage: tllm generate --model MODEL --prompt TEXT [options]
@@ -10,6 +13,8 @@ export const GENERATE_HELP = `Usage: tllm generate --model MODEL --prompt TEXT [
 Generates a continuation of TEXT and streams it to stdout.
 
 Model:
+  --prompt TEXT        the prompt; '-' reads it from stdin
+  --chat               wrap the prompt as a user message in the model's chat template
   --model MODEL        .gguf file, HF directory, hub id (org/name or org/name:file.gguf), or 'demo'
   --tokenizer DIR      HF tokenizer directory, when it differs from the model's
   --revision REV       hub branch, tag or commit (default main)
@@ -37,7 +42,7 @@ const OPTIONS: Options = {
   "max-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
   "min-p": { type: "string" }, "repetition-penalty": { type: "string" }, seed: { type: "string" },
   stop: { type: "string", multiple: true }, "ignore-eos": { type: "boolean" }, "no-special": { type: "boolean" },
-  "print-token-ids": { type: "boolean" },
+  "print-token-ids": { type: "boolean" }, chat: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -71,19 +76,47 @@ function llmArgsFrom(v: ReturnType<typeof parseFlags>["values"]): LlmArgsInput {
   return a;
 }
 
+async function readPrompt(values: ReturnType<typeof parseFlags>["values"]): Promise<string> {
+  const prompt = stringFlag(values, "prompt");
+  if (prompt === undefined) throw new UsageError("missing --prompt (TEXT, or - to read stdin)", "generate");
+  if (prompt !== "-") return prompt;
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/** With --chat: the prompt as one user message through the model's chat template (which writes
+ *  BOS itself, so the tokenizer adds no special tokens). */
+function chatPrompt(llm: LLM, prompt: string, params: SamplingParamsInput): string {
+  const tok = llm.tokenizer;
+  if (!tok.chatTemplate) throw new ValidationError("chat", true, "the model has no chat template");
+  params.addSpecialTokens = false;
+  return applyChatTemplate(tok.chatTemplate, [{ role: "user", content: prompt }], {
+    addGenerationPrompt: true, bosToken: tok.bosToken, eosToken: tok.eosToken,
+  });
+}
+
+function summary(out: RequestOutput, seconds: number): string {
+  const c = out.outputs[0]!;
+  const why = c.stopReason !== null ? ` (${JSON.stringify(c.stopReason)})` : "";
+  return `tllm: ${out.promptTokenIds.length} prompt + ${c.tokenIds.length} generated tokens in ${seconds.toFixed(2)} s ` +
+    `(${(c.tokenIds.length / seconds).toFixed(1)} tok/s), finish: ${c.finishReason}${why}\n`;
+}
+
 export async function runGenerate(argv: string[]): Promise<number> {
   const { values } = parseFlags("generate", argv, OPTIONS);
   if (values["help"]) {
     process.stdout.write(GENERATE_HELP);
     return 0;
   }
-  const prompt = stringFlag(values, "prompt");
-  if (prompt === undefined) throw new UsageError("missing --prompt", "generate");
   const params = samplingFrom(values);
   createSamplingParams(params); // bad values fail here, before the model loads
-  const llm = new LLM(llmArgsFrom(values)); // validates args synchronously
+  const args = llmArgsFrom(values);
+  let prompt = await readPrompt(values);
+  const llm = new LLM(args); // validates args synchronously
   try {
     await llm.ready();
+    if (values["chat"] === true) prompt = chatPrompt(llm, prompt, params);
     const t0 = performance.now();
     const ac = new AbortController();
     const onSigint = (): void => ac.abort(); // Ctrl-C ends the output cleanly ('cancelled')
@@ -91,12 +124,11 @@ export async function runGenerate(argv: string[]): Promise<number> {
     const out = await llm.generate(prompt, params, {
       signal: ac.signal, onStream: (ev) => { if (ev.textDelta) process.stdout.write(ev.textDelta); },
     }).finally(() => process.off("SIGINT", onSigint));
-    const dt = (performance.now() - t0) / 1000;
-    const c = out.outputs[0]!;
     process.stdout.write("\n");
-    process.stderr.write(`tllm: ${out.promptTokenIds.length} prompt + ${c.tokenIds.length} generated tokens in ${dt.toFixed(2)} s ` +
-      `(${(c.tokenIds.length / dt).toFixed(1)} tok/s), finish: ${c.finishReason}${c.stopReason !== null ? ` (${JSON.stringify(c.stopReason)})` : ""}\n`);
-    if (values["print-token-ids"] === true) process.stderr.write(`tokens: ${JSON.stringify(c.tokenIds)}\n`);
+    process.stderr.write(summary(out, (performance.now() - t0) / 1000));
+    if (values["print-token-ids"] === true) {
+      process.stderr.write(`prompt tokens: ${JSON.stringify(out.promptTokenIds)}\ntokens: ${JSON.stringify(out.outputs[0]!.tokenIds)}\n`);
+    }
     return 0;
   } finally {
     await llm.shutdown();

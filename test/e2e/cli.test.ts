@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GgmlType } from "../../src/backends/dtypes.js";
 import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
@@ -88,6 +89,32 @@ describe("tllm CLI", () => {
     assert.deepEqual(ids, ref.outputs[0]!.tokenIds);
     assert.equal(r.stdout, ref.outputs[0]!.text + "\n");
     assert.match(r.stderr, /finish: length/);
+  });
+
+  test("--chat renders the model's chat template; --prompt - reads stdin; no template is a usage error", async () => {
+    const dir = join(tmpdir(), `tllm-chat-${process.pid}`);
+    cpSync(hfDir, dir, { recursive: true });
+    try {
+      const cfgFile = join(dir, "tokenizer_config.json");
+      const cfg = JSON.parse(readFileSync(cfgFile, "utf8")) as Record<string, unknown>;
+      cfg["chat_template"] = "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}" +
+        "{% if add_generation_prompt %}[assistant] {% endif %}";
+      writeFileSync(cfgFile, JSON.stringify(cfg));
+      const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "generate", "--model", dir,
+        "--backend", "reference", "--chat", "--prompt", "-", "--max-tokens", "5", "--print-token-ids"],
+      { cwd: ROOT, encoding: "utf8", input: "Hi there\n", timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const promptIds = JSON.parse(/^prompt tokens: (\[.*\])$/m.exec(r.stderr)![1]!) as number[];
+      const expected = await llm.generate(`${llm.tokenizer.bosToken}[user] Hi there\n[assistant] `, { maxTokens: 5, addSpecialTokens: false });
+      assert.deepEqual(promptIds, expected.promptTokenIds);
+      assert.equal(promptIds.filter((t) => t === llm.tokenizer.bosTokenId).length, 1, "BOS once, from the template");
+      assert.deepEqual(JSON.parse(/^tokens: (\[.*\])$/m.exec(r.stderr)![1]!), expected.outputs[0]!.tokenIds);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const none = cli(["generate", "--model", model, "--prompt", "x", "--chat"]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /chat template/);
   });
 
   test("demo warns that its output is noise, and works with no download", () => {
