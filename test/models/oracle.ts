@@ -51,7 +51,12 @@ export async function openLlamaCpp(gguf: string): Promise<LlamaCppModel> {
   const model = await (await llama()).loadModel({ modelPath: gguf, gpuLayers: 0, useMmap: true });
   const withSeq = async <T>(nTokens: number, fn: (s: LlamaContextSequence) => Promise<T>): Promise<T> => {
     const ctxSize = Math.max(64, Math.ceil((nTokens + 8) / 64) * 64);
-    const ctx = await model.createContext({ contextSize: ctxSize, batchSize: ctxSize, threads: THREADS, sequences: 1 });
+    // f32 KV and no flash attention: llama.cpp's defaults (f16 KV, FA) round attention to f16,
+    // which moves logits by ~4e-3 on these models and would hide our own errors.
+    const ctx = await model.createContext({
+      contextSize: ctxSize, batchSize: ctxSize, threads: THREADS, sequences: 1,
+      flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+    });
     try {
       return await fn(ctx.getSequence());
     } finally {
