@@ -8,3 +8,4 @@ export * as stats from "./stats.js";
 export { readKldFile, writeKldFile, type KldHeader, type KldPosition } from "./kld-file.js";
 export { validateJsonSchema, type Schema, type SchemaError } from "./json-schema.js";
 export { parseCsv, parseJsonl, TaskFileError } from "./files.js";
+export { createOpenAiEvalModel, type OpenAiEvalModelOptions } from "./openai-model.js";
