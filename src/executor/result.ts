@@ -102,7 +102,7 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
   final(f: FinalOutput): void {
     if (this.ended) return;
     const outputs = f.outputs.map((o) => {
-      const seen = this.outs.get(o.index);
+      const seen = this.streaming ? this.outs.get(o.index) : undefined; // non-streaming: one diff of everything
       const nTok = seen?.tokenIds.length ?? 0;
       return {
         ...o, textDiff: o.text.slice(seen?.text.length ?? 0), tokenIdsDiff: o.tokenIds.slice(nTok),
