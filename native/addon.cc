@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -69,10 +70,13 @@ void need_len(const Napi::Env& env, const View& v, size_t need, const char* what
 // ---- mmap: an external ArrayBuffer over a read-only private mapping ----
 
 struct Mapping { void* addr; size_t len; bool mapped; };
-// live mappings by address (JS thread only), so munmap() and the GC finalizer never unmap twice
+// live mappings by address, so munmap() and the GC finalizer never unmap twice; the addon may be
+// loaded by several JS threads (worker_threads), hence the lock
 static std::unordered_map<void*, Mapping*> g_maps;
+static std::mutex g_maps_mu;
 
 static void finalize_mapping(Napi::Env, void*, Mapping* m) {
+  std::lock_guard<std::mutex> lk(g_maps_mu);
   if (m->mapped) munmap(m->addr, m->len);
   auto it = g_maps.find(m->addr);
   if (it != g_maps.end() && it->second == m) g_maps.erase(it);
@@ -98,7 +102,10 @@ static Napi::Value Mmap(const Napi::CallbackInfo& info) {
   // weights are read front to back every decode step: ask the kernel to start reading ahead now
   madvise(p, len, MADV_WILLNEED);
   Mapping* m = new Mapping{p, len, true};
-  g_maps[p] = m;
+  {
+    std::lock_guard<std::mutex> lk(g_maps_mu);
+    g_maps[p] = m;
+  }
   return Napi::ArrayBuffer::New(env, p, len, finalize_mapping, m);
 }
 
@@ -108,13 +115,17 @@ static Napi::Value Munmap(const Napi::CallbackInfo& info) {
   if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "munmap: expected the ArrayBuffer from mmap");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   if (ab.IsDetached()) return env.Undefined();
-  auto it = g_maps.find(ab.Data());
-  if (it == g_maps.end() || !it->second->mapped) throw Napi::TypeError::New(env, "munmap: not a buffer from mmap");
-  Mapping* m = it->second;
-  void* addr = m->addr;
-  const size_t len = m->len;
-  // unmap now (address space released at close(), not at GC); the finalizer only frees the record
-  m->mapped = false;
+  void* addr = nullptr;
+  size_t len = 0;
+  {
+    std::lock_guard<std::mutex> lk(g_maps_mu);
+    auto it = g_maps.find(ab.Data());
+    if (it == g_maps.end() || !it->second->mapped) throw Napi::TypeError::New(env, "munmap: not a buffer from mmap");
+    addr = it->second->addr;
+    len = it->second->len;
+    // unmap now (address space released at close(), not at GC); the finalizer only frees the record
+    it->second->mapped = false;
+  }
   ab.Detach();
   munmap(addr, len);
   return env.Undefined();

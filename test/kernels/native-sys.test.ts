@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GgmlType } from "../../src/backends/dtypes.js";
 import { NativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
-import { loadAddon } from "../../src/backends/native/addon.js";
+import { ADDON_PATH, loadAddon } from "../../src/backends/native/addon.js";
+import { Worker } from "node:worker_threads";
 import { openMappedFile } from "../../src/checkpoint/mapped-file.js";
 import { ReferenceBackend } from "../../src/backends/reference/index.js";
 import { ValidationError } from "../../src/errors.js";
@@ -88,4 +89,22 @@ test("mmap maps the file read-only; MappedFile uses it and close() unmaps", { sk
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the addon loads in a worker thread alongside the main thread (the executor runs in one)", { skip: SKIP_REASON }, async () => {
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const a = require(workerData);
+    const out = new Float32Array(2);
+    a.rmsNorm(out, Float32Array.from([3, 4]), Float32Array.from([1, 1]), 1, 2, 0);
+    parentPort.postMessage(Array.from(out));`;
+  const w = new Worker(code, { eval: true, workerData: ADDON_PATH });
+  const got = await new Promise<number[]>((resolve, reject) => { w.once("message", resolve); w.once("error", reject); });
+  await w.terminate();
+  const rms = Math.sqrt(12.5);
+  assert.ok(Math.abs(got[0]! - 3 / rms) < 1e-6 && Math.abs(got[1]! - 4 / rms) < 1e-6, String(got));
+  assert.equal(nativeInfo().threads >= 1, true);  // main thread's addon instance still usable
+  const out = new Float32Array(1);
+  new NativeBackend().add(out, Float32Array.from([1]), Float32Array.from([2]), 1);
+  assert.equal(out[0], 3);
 });
