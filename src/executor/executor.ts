@@ -89,9 +89,9 @@ export class WorkerExecutor implements GenerationExecutor {
         this.die(new ExecutorError(`executor worker crashed: ${e.message}`, { cause: e }));
       });
       this.worker.on("exit", (code) => {
-        const e = new ExecutorError(`executor worker exited (code ${code})`);
+        const e = this.closing ? new ExecutorError("executor is shut down") : new ExecutorError(`executor worker exited (code ${code})`);
         fail(e);
-        if (!this.closed) this.die(e);
+        this.die(e);
       });
     });
     this.started.then(() => this.refresh(), () => {}); // referenced until loaded, then only while busy

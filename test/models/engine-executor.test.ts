@@ -278,6 +278,18 @@ describe("executor: API surface", () => {
     await doomed.shutdown();
   });
 
+  test("shutdown() ends in-flight requests as 'cancelled'; later calls fail with ExecutorError", async () => {
+    const e = await WorkerExecutor.create(config());
+    const r = rng(13);
+    const inflight = [0, 1].map(() => e.generateAsync(randomPrompt(r, 20), { maxTokens: 900, ignoreEos: true }, { streaming: true }));
+    for await (const s of inflight[0]!) if (s.outputs[0]!.tokenIds.length >= 2) break;
+    await e.shutdown();
+    for (const res of inflight) assert.equal((await res).outputs[0]!.finishReason, "cancelled");
+    assert.equal(e.healthy, false);
+    await assert.rejects(e.generateAsync([5, 6], { maxTokens: 2 }).promise, (err: unknown) => err instanceof ExecutorError && /shut down/.test(err.message));
+    await e.shutdown(); // idempotent
+  });
+
   test("a model that cannot load rejects create() with the loader's typed error", async () => {
     await assert.rejects(WorkerExecutor.create({ model: join(tmpdir(), "no-such-model.gguf"), log: false }),
       (e: unknown) => e instanceof Error && e.name === "CheckpointError" && /no-such-model/.test(e.message));
