@@ -23,7 +23,7 @@ const CSS = `
 header{background:linear-gradient(120deg,#312e81,#4f46e5 55%,#0d9488);color:#fff;padding:26px 36px 22px}
 header h1{margin:0 0 4px;font-size:24px;font-weight:650;letter-spacing:-.01em}header p{margin:0;opacity:.85}
 main{max-width:1240px;margin:0 auto;padding:22px 28px 40px}
-.kpis{display:grid;grid-template-columns:repeat(6,1fr);gap:12px;margin:0 0 18px}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:12px;margin:0 0 18px}
 .kpi{background:var(--card);border-radius:12px;padding:12px 14px;box-shadow:0 1px 2px rgba(15,23,42,.06),0 0 0 1px var(--line)}
 .kpi b{display:block;font-size:22px;font-weight:650;letter-spacing:-.02em}.kpi span{color:var(--muted);font-size:12px}
 .grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:16px}
@@ -41,7 +41,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:18px}
 
 const n2 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(2));
 
-function kpis(t: TrtllmStats, v: VllmStats): string {
+function kpis(t: TrtllmStats, v: VllmStats, info: BenchInfo): string {
   const items: [string, string][] = [
     [fmtNum(t.systemOutputThroughputTokS), "output tok/s"],
     [fmtNum(t.requestThroughputReqS), "requests/s"],
@@ -50,6 +50,8 @@ function kpis(t: TrtllmStats, v: VllmStats): string {
     [fmtNum(t.outputThroughputPerUserTokS), "tok/s per user"],
     [`${v.completed}/${v.completed + v.failed}`, "requests ok"],
   ];
+  if (info.prefixCacheHitRate !== undefined) items.push([`${(info.prefixCacheHitRate * 100).toFixed(1)}%`, "prefix-cache hits"]);
+  if (info.kvCacheUsage !== undefined) items.push([`${(info.kvCacheUsage * 100).toFixed(1)}%`, "KV cache usage"]);
   return `<section class="kpis">${items.map(([b, s]) => `<div class="kpi"><b>${esc(b)}</b><span>${esc(s)}</span></div>`).join("")}</section>`;
 }
 
@@ -139,7 +141,7 @@ export function renderHtmlReport(inp: HtmlReportInput): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)}</title><style>${CSS}</style></head>
 <body><header><h1>${esc(title)}</h1><p>${esc(sub)}</p></header>
-<main>${kpis(inp.trt, inp.vllm)}
+<main>${kpis(inp.trt, inp.vllm, info)}
 <div class="grid">${charts(inp)}
 <section class="card"><h2>trtllm-bench metrics</h2><p class="sub">percentiles: sorted[int(n·q)]</p>${trtTable(inp.trt)}</section>
 <section class="card"><h2>vLLM benchmark_serving metrics</h2><p class="sub">percentiles: linear interpolation (np.percentile)</p>${vllmTable(inp.vllm)}</section>

@@ -110,7 +110,7 @@ test("HTML report renders in headless chromium with no errors and non-blank char
   const last = Math.max(...records.map((r) => r.endNs));
   const html = renderHtmlReport({
     title: "tllm bench: synthetic run", records, trt: computeTrtllmStats(records), vllm: computeVllmStats(records, last / 1e9, { percentiles: [50, 90, 99] }),
-    info: { engine: { model: "synthetic-model", target: "fake target" }, concurrency: 16, requestRate: 20 }, generatedAt: "2026-01-01T00:00:00Z",
+    info: { engine: { model: "synthetic-model", target: "fake target" }, concurrency: 16, requestRate: 20, prefixCacheHitRate: 0.42, kvCacheUsage: 0.63 }, generatedAt: "2026-01-01T00:00:00Z",
   });
   assert.ok(!/https?:\/\//.test(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, "")), "no network URL in the page");
   const dir = mkdtempSync(join(tmpdir(), "tllm-report-"));
@@ -120,7 +120,8 @@ test("HTML report renders in headless chromium with no errors and non-blank char
     writeFileSync(join(dir, "probe.html"), html.replace("<head>", `<head>${PROBE}`));
     const dom = chromium(["--dump-dom", `file://${join(dir, "probe.html")}`], dir);
     assert.equal(dom.status, 0, dom.stderr.slice(-2000));
-    assert.doesNotMatch(dom.stderr, /Uncaught|CONSOLE\(/, "no console messages or uncaught errors");
+    // chromium logs page console output as "...:INFO:CONSOLE:<line>] "message", source: ..." (older: CONSOLE(<line>))
+    assert.doesNotMatch(dom.stderr, /Uncaught|:CONSOLE[:(]/, "no console messages or uncaught errors");
     const m = /<pre id="probe">(.*?)<\/pre>/s.exec(dom.stdout);
     assert.ok(m, "probe ran (scripts load and the DOM is complete)");
     const probe = JSON.parse(m[1]!.replace(/&quot;/g, '"').replace(/&amp;/g, "&")) as { errors: string[]; charts: { name: string; x: number; y: number; w: number; h: number }[] };
