@@ -4,6 +4,8 @@
 // If both `prompt` and `input_ids` are present, `input_ids` wins (as in trtllm-bench).
 // Synthetic sets draw lengths from N(mean, stdev) or U(min, max) and token ids uniformly from the
 // vocabulary (skipping the given special ids), with a seeded PRNG (see prng.ts; default seed 420).
+// Differences from TRT-LLM's generator: ids are drawn with replacement (TRT-LLM samples without
+// replacement within a request when it can), and the streams are ours, not NumPy's.
 import { readFile, writeFile } from "node:fs/promises";
 import { ValidationError } from "../errors.js";
 import { Prng } from "./prng.js";
@@ -78,7 +80,7 @@ function checkVocab(vocabSize: number, specialIds: readonly number[]): Set<numbe
   return special;
 }
 
-/** Lengths from N(mean, stdev), rounded to the nearest integer and clamped to >= 1. */
+/** Lengths from N(mean, stdev), ceil'd and clamped to >= 1 (TRT-LLM's get_norm_dist_lengths: mean + ~0.5 when stdev > 0). */
 export function prepareTokenNormDist(o: TokenNormDistOptions): DatasetItem[] {
   checkPosInt("numRequests", o.numRequests);
   checkNonNeg("inputMean", o.inputMean);
@@ -92,8 +94,8 @@ export function prepareTokenNormDist(o: TokenNormDistOptions): DatasetItem[] {
   const tokRng = new Prng(seed + 0x5bd1e995);
   const items: DatasetItem[] = [];
   for (let i = 0; i < o.numRequests; i++) {
-    const isl = Math.max(1, Math.round(lenRng.normal(o.inputMean, o.inputStdev)));
-    const osl = Math.max(1, Math.round(lenRng.normal(o.outputMean, o.outputStdev)));
+    const isl = Math.max(1, Math.ceil(lenRng.normal(o.inputMean, o.inputStdev)));
+    const osl = Math.max(1, Math.ceil(lenRng.normal(o.outputMean, o.outputStdev)));
     items.push({ taskId: i, inputIds: drawTokens(tokRng, isl, o.vocabSize, special), outputTokens: osl });
   }
   return items;
@@ -207,7 +209,7 @@ export async function prepareFromDataset(
     const ids = (await tokenize(pa.prompt)).slice(0, maxIn);
     if (ids.length === 0) continue;
     let osl: number;
-    if (o.outputLenDist) osl = Math.round(rng.normal(o.outputLenDist.mean, o.outputLenDist.std));
+    if (o.outputLenDist) osl = Math.ceil(rng.normal(o.outputLenDist.mean, o.outputLenDist.std));
     else if (pa.answer !== undefined) osl = (await tokenize(pa.answer)).length;
     else osl = maxOut;
     items.push({ taskId: items.length, inputIds: ids, outputTokens: Math.min(maxOut, Math.max(1, osl)) });
