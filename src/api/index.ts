@@ -1,5 +1,5 @@
 // Public surface of the API layer.
-export { LLM, type GenerateOptions, type PromptInput, type PromptsInput, type StreamEvent } from "./llm.js";
+export { LLM, GenerationStream, type GenerateOptions, type PromptInput, type PromptsInput, type StreamEvent } from "./llm.js";
 export {
   parseLlmArgs, resolveConfig, DEFAULT_KV_CACHE_CONFIG, DEFAULT_SCHEDULER_CONFIG,
   type LlmArgs, type LlmArgsInput, type KvCacheConfig, type SchedulerConfig, type ResolvedConfig, type ResolveContext,

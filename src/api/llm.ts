@@ -233,6 +233,56 @@ export class LLM {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown();
   }
+
+  /**
+   * Streaming form of generate() for one prompt (TensorRT-LLM's generate_async(streaming=True)):
+   *   const s = llm.generateAsync("Hi", { maxTokens: 8 });
+   *   for await (const ev of s) process.stdout.write(ev.textDelta);
+   *   const out = await s.result;            // s.abort() ends it with 'cancelled'
+   */
+  generateAsync(prompt: PromptInput, params?: SamplingParamsInput, opts: { signal?: AbortSignal } = {}): GenerationStream {
+    return new GenerationStream((onStream, signal) => this.generate(prompt, params, { onStream, signal }), opts.signal);
+  }
+}
+
+/** Events of one generateAsync() call as an async iterable; `result` is the final RequestOutput. */
+export class GenerationStream implements AsyncIterable<StreamEvent> {
+  readonly result: Promise<RequestOutput>;
+  private readonly ac = new AbortController();
+  private readonly events: StreamEvent[] = [];
+  private done = false;
+  private wake: (() => void) | null = null;
+
+  constructor(start: (onStream: (ev: StreamEvent) => void, signal: AbortSignal) => Promise<RequestOutput>, outer?: AbortSignal) {
+    if (outer) {
+      if (outer.aborted) this.ac.abort();
+      else outer.addEventListener("abort", () => this.ac.abort(), { once: true });
+    }
+    this.result = start((ev) => this.push(ev), this.ac.signal).finally(() => {
+      this.done = true;
+      this.wake?.();
+    });
+    this.result.catch(() => {}); // reported through `result` and the iterator, not as unhandled
+  }
+
+  abort(): void {
+    this.ac.abort();
+  }
+
+  private push(ev: StreamEvent): void {
+    this.events.push(ev);
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<StreamEvent> {
+    for (;;) {
+      while (this.events.length > 0) yield this.events.shift()!;
+      if (this.done) break;
+      await new Promise<void>((ok) => { this.wake = ok; });
+      this.wake = null;
+    }
+    await this.result; // rethrows a failure
+  }
 }
 
 function isPromptList(p: PromptsInput): boolean {

@@ -227,6 +227,25 @@ describe("LLM.generate", () => {
     assert.deepEqual(cut.outputs[0]!.tokenIds, out.outputs[0]!.tokenIds.slice(0, cut.outputs[0]!.tokenIds.length));
   });
 
+  test("generateAsync streams events as an async iterable and resolves the same output as generate", async () => {
+    const s = llm.generateAsync("Stream me", { maxTokens: 7, ignoreEos: true });
+    let text = "";
+    const tokens: number[] = [];
+    for await (const ev of s) {
+      text += ev.textDelta;
+      tokens.push(ev.token);
+    }
+    const out = await s.result;
+    assert.equal(text, out.outputs[0]!.text);
+    assert.deepEqual(tokens, out.outputs[0]!.tokenIds);
+    assert.deepEqual(out.outputs[0]!.tokenIds, (await llm.generate("Stream me", { maxTokens: 7, ignoreEos: true })).outputs[0]!.tokenIds);
+    const cut = llm.generateAsync("Stream me", { maxTokens: 40, ignoreEos: true });
+    let n = 0;
+    for await (const _ev of cut) if (++n === 2) cut.abort();
+    assert.equal((await cut.result).outputs[0]!.finishReason, "cancelled");
+    await assert.rejects(async () => { for await (const _ev of llm.generateAsync("x", { topP: 7 })) { /* none */ } }, ValidationError);
+  });
+
   test("seeded sampling is reproducible; n outputs are indexed; logprobs are reported", async () => {
     const p = { maxTokens: 8, temperature: 1, topK: 0, seed: 11, ignoreEos: true };
     const a = await llm.generate("Tell me", p);
