@@ -79,8 +79,10 @@ export function generationDefaults(dir: string): GenerationDefaults {
   const cfg = readHfConfig(dir);
   const gen = readGenerationConfig(dir) ?? {};
   const gfile = join(dir, "generation_config.json");
-  const eos = ids(gfile, "eos_token_id", gen["eos_token_id"] ?? cfg["eos_token_id"]);
-  const bos = ids(gfile, "bos_token_id", gen["bos_token_id"] ?? cfg["bos_token_id"]);
+  const cfile = join(dir, "config.json");
+  const pick = (k: string): number[] => (gen[k] ?? null) !== null ? ids(gfile, k, gen[k]) : ids(cfile, k, cfg[k]);
+  const eos = pick("eos_token_id");
+  const bos = pick("bos_token_id");
   const out: GenerationDefaults = { eosTokenIds: eos };
   if (bos.length > 0) out.bosTokenId = bos[0]!;
   const maxNew = optNum(gfile, gen, "max_new_tokens");

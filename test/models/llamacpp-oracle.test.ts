@@ -46,6 +46,13 @@ for (const name of Object.keys(ORACLE_FIXTURES) as Array<keyof typeof ORACLE_FIX
       const probs = await m.nextTokenProbabilities(prompt);
       assert.equal(probs.size, nVocab);
       for (const [tok, p] of probs) assert.ok(Math.abs(p - Math.exp(lp[tok]!)) < 1e-3, `token ${tok}: ${p} vs ${Math.exp(lp[tok]!)}`);
+      // One evaluation of the whole prompt gives the same last distribution as the single-shot call
+      // (same batch, same kernels: 1e-5 allows for a different reduction split; measured exact or ~1e-6).
+      const all = await m.promptLogprobs(prompt);
+      assert.equal(all.length, prompt.length);
+      const last = all[all.length - 1]!;
+      for (let i = 0; i < nVocab; i += 97) assert.ok(Math.abs(last[i]! - lp[i]!) < 1e-5, `token ${i}: ${last[i]} vs ${lp[i]}`);
+      assert.ok(all[0]!.some((v, i) => Math.abs(v - lp[i]!) > 1e-2), "position 0 differs from the last position");
       // Greedy decoding runs, stays in the vocabulary, and starts with the argmax of the distribution.
       const greedy = await m.greedy(prompt, 8);
       assert.equal(greedy.length, 8);

@@ -33,6 +33,9 @@ export interface LlamaCppModel {
   nextTokenLogits(promptTokens: readonly number[]): Promise<Float32Array>;
   /** full next-token distribution after `promptTokens`, natural-log probabilities (f64 log-softmax of the logits) */
   nextTokenLogprobs(promptTokens: readonly number[]): Promise<Float64Array>;
+  /** log-probabilities after every prefix of `promptTokens` (entry i: the distribution of token i+1),
+   *  from one evaluation of the whole prompt */
+  promptLogprobs(promptTokens: readonly number[]): Promise<Float64Array[]>;
   /** llama.cpp's own probabilities (its softmax in f32, from evaluateWithMetadata): for cross-checks */
   nextTokenProbabilities(promptTokens: readonly number[]): Promise<Map<number, number>>;
   /** `n` tokens chosen by argmax (temperature 0), EOG tokens included */
@@ -76,6 +79,11 @@ export async function openLlamaCpp(gguf: string): Promise<LlamaCppModel> {
       return denseLogits(res[res.length - 1]?.next.logits);
     }),
     nextTokenLogprobs: async (prompt) => logSoftmax(await m.nextTokenLogits(prompt)),
+    promptLogprobs: (prompt) => withSeq(prompt.length, async (seq) => {
+      const input = checkPrompt(prompt).map((t) => [t, { generateNext: { logits: true, options: FULL } }] as const);
+      const res = await seq.controlledEvaluate(input as unknown as Parameters<LlamaContextSequence["controlledEvaluate"]>[0]);
+      return res.map((r) => logSoftmax(denseLogits(r?.next.logits)));
+    }),
     nextTokenProbabilities: (prompt) => withSeq(prompt.length, async (seq) => {
       const it = seq.evaluateWithMetadata(checkPrompt(prompt), { probabilities: true }, { ...FULL, yieldEogToken: true });
       const first = await it.next();

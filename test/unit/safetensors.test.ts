@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { GgmlType } from "../../src/backends/dtypes.js";
 import { CheckpointError } from "../../src/errors.js";
 import { openSafetensorsDir, openSafetensorsFile, writeSafetensors, type SafetensorsTensorToWrite } from "../../src/checkpoint/safetensors.js";
+import { generationDefaults, isHfDir, readGenerationConfig, readHfConfig } from "../../src/checkpoint/hf-dir.js";
 
 const root = mkdtempSync(join(tmpdir(), "tllm-st-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -180,4 +181,29 @@ test("writer: wrong data length, unknown dtype and duplicate names are Validatio
     { name: "ValidationError", message: /tensor x\.dtype="F8"/ });
   const t = TENSORS[0]!;
   assert.throws(() => writeSafetensors(p, [t, t]), { name: "ValidationError", message: /duplicate tensor name/ });
+});
+
+test("hf-dir: config.json required, generation_config.json optional, defaults from both", () => {
+  const d = fresh();
+  assert.equal(isHfDir(d), false);
+  assertCkptError(() => readHfConfig(d), d, "config.json", /missing/);
+  writeFileSync(join(d, "config.json"), "{oops");
+  assertCkptError(() => readHfConfig(d), join(d, "config.json"), "json", /invalid JSON/);
+  writeFileSync(join(d, "config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
+  assert.equal(isHfDir(d), true);
+  assert.equal(readGenerationConfig(d), undefined);
+  assert.deepEqual(generationDefaults(d), { eosTokenIds: [2], bosTokenId: 1 });
+  // generation_config.json wins; sampling fields count only with do_sample (as in transformers)
+  writeFileSync(join(d, "generation_config.json"), JSON.stringify({ eos_token_id: [2, 32000], temperature: 0.6, top_p: 0.9, max_new_tokens: 64 }));
+  assert.deepEqual(generationDefaults(d), { eosTokenIds: [2, 32000], bosTokenId: 1, maxNewTokens: 64 });
+  writeFileSync(join(d, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: 0.6, top_p: 0.9, top_k: 20, repetition_penalty: 1.1 }));
+  assert.deepEqual(generationDefaults(d), { eosTokenIds: [2], bosTokenId: 1, temperature: 0.6, topP: 0.9, topK: 20, repetitionPenalty: 1.1 });
+  writeFileSync(join(d, "generation_config.json"), JSON.stringify({ eos_token_id: [2, -1] }));
+  assertCkptError(() => generationDefaults(d), join(d, "generation_config.json"), "eos_token_id", /bad token id -1/);
+  writeFileSync(join(d, "generation_config.json"), JSON.stringify({}));
+  writeFileSync(join(d, "config.json"), JSON.stringify({ eos_token_id: "x" }));
+  assertCkptError(() => generationDefaults(d), join(d, "config.json"), "eos_token_id", /bad token id "x"/);
+  writeFileSync(join(d, "config.json"), JSON.stringify({ eos_token_id: 2 }));
+  writeFileSync(join(d, "generation_config.json"), JSON.stringify({ do_sample: true, temperature: "hot" }));
+  assertCkptError(() => generationDefaults(d), join(d, "generation_config.json"), "temperature", /expected a number/);
 });
