@@ -1,7 +1,7 @@
 // LLM: the user-facing entry point, after TensorRT-LLM's `tensorrt_llm.LLM`.
 //   const llm = await LLM.create({ model: "demo" });        // or new LLM(args); await llm.ready()
 //   const out = await llm.generate("Hello", { maxTokens: 16 });
-//   await llm.shutdown();                                    // or `await using llm = ...`
+//   await llm.shutdown();                     // or `await using llm = ...` where the runtime has it
 // Construction validates LlmArgs synchronously (bad args throw at once); loading (hub download,
 // demo build, weights, tokenizer) runs in ready(). generate() calls are served one at a time by the
 // simple loop in ./simple-runner.ts (the executor worker replaces it later).

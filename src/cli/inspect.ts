@@ -100,7 +100,7 @@ export function formatSummary(s: ModelSummary): string {
     `rms norm eps: ${Number(c.rmsNormEps.toPrecision(6))}`,
     `tied embeddings: ${c.tieWordEmbeddings}`,
     `sliding window: ${c.slidingWindow ?? "none"}`,
-    `tensors: ${s.tensorCount} (${types})`,
+    s.tensorCount === 0 ? "tensors: 0 (vocabulary only: no weights)" : `tensors: ${s.tensorCount} (${types})`,
     `parameters: ${s.parameters} (${(s.parameters / 1e6).toFixed(2)} M)`,
     `file size: ${s.fileBytes} bytes`,
     `tokenizer: ${s.tokenizer}`,
