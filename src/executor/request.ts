@@ -77,16 +77,23 @@ export class Request implements SchedRequest {
     this.extraEos = init.extraEos;
     this.tokens = [...init.promptTokenIds];
     this.output = {
-      index: init.index, text: "", tokenIds: [], cumulativeLogprob: 0,
+      index: init.index, text: "", tokenIds: [], cumulativeLogprob: this.wantsLogprob(init.params) ? 0 : null,
       logprobs: init.params.logprobs !== null ? [] : null, finishReason: null, stopReason: null,
     };
     this.row = {
       params: init.params, rng: rngKeyForSeed(init.params.seed, init.index), promptTokenIds: init.promptTokenIds,
-      outputTokenIds: this.output.tokenIds, badWordsIds: init.badWordsIds, needLogprob: true, requestId: init.requestId,
+      outputTokenIds: this.output.tokenIds, badWordsIds: init.badWordsIds,
+      needLogprob: this.wantsLogprob(init.params), requestId: init.requestId,
     };
     const p = init.params;
     this.detok = p.detokenize ? new IncrementalDetokenizer(tokenizer, { skipSpecialTokens: p.skipSpecialTokens }) : null;
     this.stops = new StopStringMatcher(p.stop, p.includeStopStrInOutput);
+  }
+
+  /** the log-softmax pass over the vocabulary costs about as much as the rest of sampling: only
+   *  when logprobs are asked for, or to rank bestOf > n candidates (cumulativeLogprob stays null otherwise) */
+  private wantsLogprob(p: SamplingParams): boolean {
+    return p.logprobs !== null || p.bestOf > p.n;
   }
 
   get numTokens(): number {
@@ -110,7 +117,7 @@ export class Request implements SchedRequest {
     const out = this.output;
     out.tokenIds.push(r.token);
     this.tokens.push(r.token);
-    out.cumulativeLogprob = (out.cumulativeLogprob ?? 0) + r.logprob;
+    if (out.cumulativeLogprob !== null) out.cumulativeLogprob += r.logprob;
     let logprobs: TokenLogprobs | null = null;
     if (out.logprobs) {
       logprobs = new Map([[r.token, { logprob: r.logprob, rank: r.rank }]]);
