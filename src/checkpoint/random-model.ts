@@ -6,7 +6,7 @@
 // Quantization: Q4_K/Q6_K through ./random-model-quant.ts (fast, no scale search), every other type
 // through the reference quantizer. Writing a ~20M-parameter model takes a few seconds.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { GgmlType, rowBytes } from "../backends/dtypes.js";
 import { f32ArrayToF16 } from "../backends/reference/f16.js";
@@ -245,15 +245,32 @@ export function fixtureKey(spec: RandomModelSpec): string {
   return h.digest("hex").slice(0, 16);
 }
 
-/** Writes the fixture once into `<cacheDir>/<arch>-<vocab>-<key>/` (model.gguf, and hf/ when asked)
- *  and returns its paths; later calls (and other processes) reuse it. Writes go through temporary
- *  names renamed into place, so a half-written fixture is never picked up. */
+const FIXTURE_DIR = /-v(\d+)-[0-9a-f]{16}$/;
+const LEGACY_FIXTURE_DIR = /^(llama|qwen2|qwen3|mistral)-.*-[0-9a-f]{16}$/;
+
+/** Removes fixtures written by other generator versions (their bytes are outdated). */
+function pruneStaleFixtures(cacheDir: string): void {
+  for (const name of readdirSync(cacheDir)) {
+    const m = FIXTURE_DIR.exec(name);
+    const stale = m ? Number(m[1]) !== GENERATOR_VERSION : LEGACY_FIXTURE_DIR.test(name);
+    if (stale) rmSync(join(cacheDir, name), { recursive: true, force: true });
+  }
+}
+
+/** Writes the fixture once into `<cacheDir>/<arch>-<vocab>-v<version>-<key>/` (model.gguf, and hf/
+ *  when asked) and returns its paths; later calls (and other processes) reuse it. Writes go through
+ *  temporary names renamed into place, so a half-written fixture is never picked up. When it writes
+ *  a new model it also deletes the fixtures of other generator versions in `cacheDir`. */
 export async function ensureFixture(spec: RandomModelSpec, cacheDir: string, opts: { hf?: boolean } = {}): Promise<{ gguf: string; hfDir?: string }> {
-  const dir = join(cacheDir, `${spec.arch}-${basename(spec.vocab).replace(/\.gguf$/, "")}-${fixtureKey(spec)}`);
+  const vocabName = basename(spec.vocab).replace(/\.gguf$/, "");
+  const dir = join(cacheDir, `${spec.arch}-${vocabName}-v${GENERATOR_VERSION}-${fixtureKey(spec)}`);
   mkdirSync(dir, { recursive: true });
   const gguf = join(dir, "model.gguf");
   const memo: QuantMemo | undefined = opts.hf ? new Map() : undefined;
-  if (!existsSync(gguf)) writeRandomGguf(spec, gguf, memo);
+  if (!existsSync(gguf)) {
+    pruneStaleFixtures(cacheDir);
+    writeRandomGguf(spec, gguf, memo);
+  }
   if (!opts.hf) return { gguf };
   const hfDir = join(dir, "hf");
   if (!existsSync(hfDir)) {

@@ -4,7 +4,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GgmlType } from "../../src/backends/dtypes.js";
@@ -15,7 +15,7 @@ import { openGguf, readGgufMetadata } from "../../src/checkpoint/gguf.js";
 import { openSafetensorsDir } from "../../src/checkpoint/safetensors.js";
 import { readHfConfig } from "../../src/checkpoint/hf-dir.js";
 import {
-  ensureFixture, fillNormal, planTensors, qkRowOrder, writeRandomGguf, writeRandomHfDir, type RandomModelSpec,
+  GENERATOR_VERSION, ensureFixture, fillNormal, planTensors, qkRowOrder, writeRandomGguf, writeRandomHfDir, type RandomModelSpec,
 } from "../../src/checkpoint/random-model.js";
 import { permuteQkRows, unpermuteQkRows } from "../../src/models/weights.js";
 import { configFromGguf } from "../../src/models/config-from-gguf.js";
@@ -207,7 +207,13 @@ test("ensureFixture writes once and reuses the cached files; the key follows the
   assert.deepEqual(b, a);
   assert.equal(statSync(b.gguf).mtimeMs, mtime);
   assertTwins(QWEN3, a.gguf, a.hfDir!); // the shared quantization memo keeps the twins identical
+  // a fixture of another generator version is removed when a new fixture is written
+  const stale = join(cache, "qwen3-ggml-vocab-gpt-2-v0-0123456789abcdef");
+  mkdirSync(stale);
   const c = await ensureFixture({ ...QWEN3, seed: 99 }, cache);
   assert.notEqual(c.gguf, a.gguf);
   assert.equal(c.hfDir, undefined);
+  assert.equal(existsSync(stale), false);
+  assert.equal(existsSync(a.gguf), true);
+  assert.match(c.gguf, new RegExp(`qwen3-ggml-vocab-gpt-2-v${GENERATOR_VERSION}-[0-9a-f]{16}/model\\.gguf$`));
 });
