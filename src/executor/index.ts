@@ -6,3 +6,4 @@ export type { FinalOutput, RequestMetrics } from "./messages.js";
 export type { ExecutorSnapshot, IterationStats, KvCacheIterStats, InflightBatchingStats } from "./stats.js";
 export { ExecutorCore, type Submission, type StepOutput } from "./step-loop.js";
 export { Request, RequestState } from "./request.js";
+export { executorConfigFromResolved } from "./from-llm-config.js";
