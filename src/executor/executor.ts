@@ -120,6 +120,7 @@ export class WorkerExecutor implements GenerationExecutor {
     try {
       if (!this.healthy) throw this.fatal ?? new ExecutorError("executor is shut down");
       checkPrompt(prompt);
+      if (opts.cacheSalt !== undefined && typeof opts.cacheSalt !== "string") throw new ValidationError("cacheSalt", opts.cacheSalt, "must be a string");
       if (params.logitsProcessor != null) {
         throw new ValidationError("logitsProcessor", "function", "cannot be sent to the executor worker (functions do not cross threads)");
       }

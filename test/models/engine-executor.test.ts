@@ -83,6 +83,24 @@ describe("executor: batching invariants (greedy)", () => {
     }
   });
 
+  test("(a) on the reference backend with f32 KV (row-independent kernels, no GEMM pinning needed)", async () => {
+    const refEx = await WorkerExecutor.create(config({ backend: "reference", kvCacheConfig: { maxTokens: 4096, dtype: "f32" } }));
+    try {
+      const r = rng(14);
+      const lens = [1, 33, 120, 257];
+      const prompts = lens.map((n) => randomPrompt(r, n));
+      const batched = await Promise.all(prompts.map(async (p, i) => {
+        await sleep(i * 5);
+        return refEx.generateAsync(p, { maxTokens: 8 }, { cacheSalt: "batch-ref" });
+      }));
+      for (let i = 0; i < prompts.length; i++) {
+        assert.deepEqual(batched[i]!.outputs[0]!.tokenIds, (await alone(refEx, prompts[i]!, 8)).outputs[0]!.tokenIds, `prompt length ${lens[i]}`);
+      }
+    } finally {
+      await refEx.shutdown();
+    }
+  });
+
   test("executor tokens equal LLM.generate's simple loop (independent KV layout and loop)", async () => {
     const llm = await LLM.create({ model, threads: 1, maxSeqLen: 1024 });
     try {
