@@ -16,7 +16,7 @@ import type { KVCacheManager } from "../kvcache/kv-cache-manager.js";
 import { RequestState } from "../scheduler/request-state.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { ScheduledRequest, SchedulerOutput } from "../scheduler/types.js";
-import { Sampler } from "../sampling/sampler.js";
+import { Sampler, type SampleResult } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { RequestGroup } from "./group.js";
 import type { DeltaMsg, FinalOutput } from "./messages.js";
@@ -230,7 +230,7 @@ export class ExecutorCore {
   /** one sampler call per row, so that a failing row fails only its request */
   private sample(list: readonly Scheduled[], logits: Float32Array, rowSeq: number[], errors: StepOutput["errors"]) {
     const V = this.runner.vocabSize;
-    const out = new Map<Request, ReturnType<Sampler["sample"]>[number]>();
+    const out = new Map<Request, SampleResult>();
     rowSeq.forEach((i, row) => {
       const req = list[i]!.req;
       try {
@@ -243,7 +243,7 @@ export class ExecutorCore {
   }
 
   /** advance computed counts, cache full blocks, append sampled tokens (stop checks, detokenize) */
-  private updateRequests(list: readonly Scheduled[], samples: Map<Request, ReturnType<Sampler["sample"]>[number]>,
+  private updateRequests(list: readonly Scheduled[], samples: Map<Request, SampleResult>,
     errors: StepOutput["errors"]): DeltaMsg[] {
     const deltas: DeltaMsg[] = [];
     const failed = new Set(errors.map((e) => e.requestId));
