@@ -40,7 +40,8 @@ export interface LlamaCppModel {
   nextTokenProbabilities(promptTokens: readonly number[]): Promise<Map<number, number>>;
   /** `n` tokens chosen by argmax (temperature 0), EOG tokens included */
   greedy(promptTokens: readonly number[], n: number): Promise<number[]>;
-  /** tokenization of `text`; special: parse special-token text; addBos: prepend BOS when the vocabulary asks for it */
+  /** tokenization of `text` (no BOS by default); special: parse special-token text; addBos: prepend
+   *  BOS when llama.cpp would (add_bos_token, or its default for the tokenizer type) */
   tokenize(text: string, opts?: { special?: boolean; addBos?: boolean }): number[];
   readonly vocabSize: number;
   close(): Promise<void>;
@@ -103,7 +104,8 @@ export async function openLlamaCpp(gguf: string): Promise<LlamaCppModel> {
     tokenize: (text, opts = {}) => {
       const toks = model.tokenize(text, opts.special ?? false).map(Number);
       const bos = model.tokens.bos;
-      const wantBos = opts.addBos === true && model.fileInfo.metadata.tokenizer?.ggml?.add_bos_token !== false;
+      // llama.cpp's own rule: tokenizer.ggml.add_bos_token, else a default per tokenizer type / pre-tokenizer
+      const wantBos = opts.addBos === true && model.tokens.shouldPrependBosToken;
       return wantBos && bos !== null && toks[0] !== bos ? [bos, ...toks] : toks;
     },
     close: () => model.dispose(),
