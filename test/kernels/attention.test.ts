@@ -65,6 +65,9 @@ const CASES: Case[] = [
   { nh: 8, nkv: 2, hd: 64, tpb: 16, window: null, lens: [[1, 40], [5, 21], [1, 1]] }, // GQA, decode + chunk
   { nh: 6, nkv: 3, hd: 32, tpb: 5, window: 7, lens: [[9, 30], [1, 12]] },           // sliding window
   { nh: 32, nkv: 4, hd: 64, tpb: 16, window: null, lens: [[3, 300], [64, 64]] },    // large: parallel split
+  // one long decode row: few (row, kv head) pairs, so positions are split across threads and merged
+  { nh: 8, nkv: 2, hd: 64, tpb: 16, window: null, lens: [[1, 700]] },
+  { nh: 4, nkv: 1, hd: 40, tpb: 8, window: 300, lens: [[2, 900]] },
 ];
 
 test("writeKv and attention match the reference (f32 and f16 pools)", { skip: SKIP_REASON }, () => {
