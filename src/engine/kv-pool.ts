@@ -22,6 +22,9 @@ export interface KvPoolOptions extends KvPoolShape {
   freeMemoryFraction: number;
   /** memory the pool may draw from, in bytes; default os.freemem() (weights are mapped, not copied) */
   availableBytes?: number;
+  /** tokens that can ever be in use at once (maxBatchSize * maxSeqLen): the memory-based size is
+   *  capped there, as a bigger pool would only hold more evictable prefix-cache blocks */
+  maxUsefulTokens?: number;
 }
 
 /** Largest typed array V8 allocates in one piece (elements); a layer larger than this is refused. */
@@ -66,9 +69,18 @@ export class KvPool {
 /** Sizes and allocates the pool; `reason` is the log line saying what decided its size. */
 export function createKvPool(o: KvPoolOptions): { pool: KvPool; reason: string } {
   const perToken = kvBytesPerToken(o.numLayers, o.numKvHeads, o.headDim, o.dtype);
-  const { numBlocks, reason } = kvPoolBlocks({
-    maxTokens: o.maxTokens, freeMemoryFraction: o.freeMemoryFraction, availableBytes: o.availableBytes ?? freemem(),
+  const useful = o.maxUsefulTokens;
+  const capByUse = useful !== undefined && (o.maxTokens === null || useful < o.maxTokens);
+  const sized = kvPoolBlocks({
+    maxTokens: capByUse ? useful : o.maxTokens, freeMemoryFraction: o.freeMemoryFraction, availableBytes: o.availableBytes ?? freemem(),
     bytesPerBlock: perToken * o.tokensPerBlock, tokensPerBlock: o.tokensPerBlock,
   });
+  let { numBlocks, reason } = sized;
+  if (capByUse) reason = reason.replace(`maxTokens=${useful}`, `maxBatchSize x maxSeqLen=${useful}`);
+  const perLayerCap = Math.floor(MAX_TYPED_ARRAY_ELEMENTS / (2 * o.numKvHeads * o.tokensPerBlock * o.headDim));
+  if (numBlocks > perLayerCap) {
+    numBlocks = perLayerCap;
+    reason += `; capped at ${perLayerCap} blocks (largest typed array per layer)`;
+  }
   return { pool: new KvPool(o, numBlocks), reason: `${reason} (${o.dtype})` };
 }

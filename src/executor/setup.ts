@@ -74,7 +74,7 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
     const kvDtype = kvc.dtype === "auto" ? (name === "native" ? "f16" : "f32") : kvc.dtype;
     const { pool, reason } = createKvPool({
       numLayers: mc.numLayers, numKvHeads: mc.numKvHeads, headDim: mc.headDim, tokensPerBlock: kvc.tokensPerBlock,
-      dtype: kvDtype, maxTokens: kvc.maxTokens, freeMemoryFraction: kvc.freeMemoryFraction,
+      dtype: kvDtype, maxTokens: kvc.maxTokens, freeMemoryFraction: kvc.freeMemoryFraction, maxUsefulTokens: maxBatchSize * maxSeqLen,
     });
     log(`tllm executor: backend=${name} ${reason}`);
     const kv = new KVCacheManager({ numBlocks: pool.numBlocks, tokensPerBlock: kvc.tokensPerBlock, enableBlockReuse: kvc.enableBlockReuse });

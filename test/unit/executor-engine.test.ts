@@ -111,3 +111,17 @@ describe("ModelRunner", () => {
     assert.equal(runner.vocabSize, V);
   });
 });
+
+describe("createKvPool caps", () => {
+  const shape = { numLayers: 2, numKvHeads: 2, headDim: 4, tokensPerBlock: 8, dtype: "f16" as const };
+
+  test("memory-based sizing stops at maxUsefulTokens (maxBatchSize x maxSeqLen); an explicit smaller maxTokens wins", () => {
+    // 512 bytes per block; 1 GiB available would give ~1.9M blocks
+    const big = createKvPool({ ...shape, maxTokens: null, freeMemoryFraction: 0.9, availableBytes: 2 ** 30, maxUsefulTokens: 4 * 64 });
+    assert.equal(big.pool.numBlocks, 4 * 64 / 8 + 1);
+    assert.match(big.reason, /maxBatchSize x maxSeqLen=256/);
+    const explicit = createKvPool({ ...shape, maxTokens: 80, freeMemoryFraction: 0.9, availableBytes: 2 ** 30, maxUsefulTokens: 256 });
+    assert.equal(explicit.pool.numBlocks, 11);
+    assert.match(explicit.reason, /maxTokens=80/);
+  });
+});
