@@ -63,6 +63,7 @@ export class Request implements SchedRequest {
   private readonly detok: IncrementalDetokenizer | null;
   private readonly stops: StopStringMatcher;
   private readonly extraEos: ReadonlySet<number>;
+  private readonly tokenizerVocab: number;
 
   constructor(init: RequestInit, tokenizer: Tokenizer) {
     this.id = init.seqId;
@@ -75,6 +76,7 @@ export class Request implements SchedRequest {
     this.cacheSalt = init.cacheSalt;
     this.params = init.params;
     this.extraEos = init.extraEos;
+    this.tokenizerVocab = tokenizer.vocabSize;
     this.tokens = [...init.promptTokenIds];
     this.output = {
       index: init.index, text: "", tokenIds: [], cumulativeLogprob: this.wantsLogprob(init.params) ? 0 : null,
@@ -124,7 +126,8 @@ export class Request implements SchedRequest {
       for (const t of r.topLogprobs ?? []) if (!logprobs.has(t.token)) logprobs.set(t.token, { logprob: t.logprob, rank: t.rank });
       out.logprobs.push(logprobs);
     }
-    const feed = this.stops.feed(this.detok ? this.detok.push(r.token) : "");
+    // ids past the tokenizer's vocabulary (a model's padded embedding rows) have no text
+    const feed = this.stops.feed(this.detok && r.token < this.tokenizerVocab ? this.detok.push(r.token) : "");
     out.text += feed.emit;
     if (feed.stopped) return { token: r.token, text: feed.emit + this.finish("stop", feed.stopReason), logprobs };
     const n = out.tokenIds.length;

@@ -55,7 +55,16 @@ function expected(prompt: number[], n: number): number[] {
   return out;
 }
 
-interface Opts { numBlocks: number; policy?: CapacitySchedulerPolicy; maxNumTokens?: number; chunked?: boolean; maxBatchSize?: number; reuse?: boolean }
+/** a tokenizer stub whose vocabulary stops at 500 (the model's has V = 997 rows): each id is one "x" */
+const SHORT_VOCAB = {
+  eosTokenIds: [V + 1], vocabSize: 500, specialTokenIds: new Set<number>(), stripLeadingSpace: false,
+  tokenBytes: (id: number) => {
+    if (id >= 500) throw new Error(`id ${id} past the vocabulary`);
+    return Uint8Array.of(0x78);
+  },
+} as unknown as Tokenizer;
+
+interface Opts { tokenizer?: Tokenizer; numBlocks: number; policy?: CapacitySchedulerPolicy; maxNumTokens?: number; chunked?: boolean; maxBatchSize?: number; reuse?: boolean }
 
 function makeCore(o: Opts): { core: ExecutorCore; model: SumModel; kv: KVCacheManager } {
   const model = new SumModel();
@@ -66,7 +75,7 @@ function makeCore(o: Opts): { core: ExecutorCore; model: SumModel; kv: KVCacheMa
     capacitySchedulerPolicy: o.policy ?? "GUARANTEED_NO_EVICT", maxBatchSize: o.maxBatchSize ?? 8, maxNumTokens,
     enableChunkedPrefill: o.chunked ?? false,
   }, kv);
-  const tokenizer = { eosTokenIds: [V + 1] } as unknown as Tokenizer; // no EOS inside the vocabulary
+  const tokenizer = o.tokenizer ?? ({ eosTokenIds: [V + 1], vocabSize: V } as unknown as Tokenizer); // no EOS inside the vocabulary
   const core = new ExecutorCore(new ModelRunner(model, pool), kv, scheduler, tokenizer, {
     maxSeqLen: 256, maxInputLen: 255, maxNumTokens, enableChunkedPrefill: o.chunked ?? false, maxUtilization: o.policy === "MAX_UTILIZATION",
   });
@@ -191,6 +200,17 @@ describe("ExecutorCore step loop", () => {
     assert.equal(f!.requestId, good.requestId);
     assert.deepEqual(f!.outputs[0]!.tokenIds, expected(good.promptTokenIds, 4));
     assert.equal(kv.numFreeBlocks, 63);
+  });
+
+  test("ids past the tokenizer's vocabulary (padded model rows) are kept as tokens but add no text", () => {
+    const { core } = makeCore({ numBlocks: 64, tokenizer: SHORT_VOCAB });
+    const s = sub(prompt(2, 9), { maxTokens: 12, detokenize: true });
+    core.submit(s);
+    const [f] = drain(core);
+    const want = expected(s.promptTokenIds, 12);
+    assert.ok(want.some((t) => t >= 500) && want.some((t) => t < 500), "the formula's tokens fall on both sides");
+    assert.deepEqual(f!.outputs[0]!.tokenIds, want);
+    assert.equal(f!.outputs[0]!.text, "x".repeat(want.filter((t) => t < 500).length));
   });
 
   test("submission checks: empty, too long, never fits, duplicate id", () => {
