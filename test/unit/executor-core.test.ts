@@ -64,7 +64,7 @@ const SHORT_VOCAB = {
   },
 } as unknown as Tokenizer;
 
-interface Opts { tokenizer?: Tokenizer; numBlocks: number; policy?: CapacitySchedulerPolicy; maxNumTokens?: number; chunked?: boolean; maxBatchSize?: number; reuse?: boolean }
+interface Opts { priority?: boolean; tokenizer?: Tokenizer; numBlocks: number; policy?: CapacitySchedulerPolicy; maxNumTokens?: number; chunked?: boolean; maxBatchSize?: number; reuse?: boolean }
 
 function makeCore(o: Opts): { core: ExecutorCore; model: SumModel; kv: KVCacheManager } {
   const model = new SumModel();
@@ -73,7 +73,7 @@ function makeCore(o: Opts): { core: ExecutorCore; model: SumModel; kv: KVCacheMa
   const maxNumTokens = o.maxNumTokens ?? 512;
   const scheduler = new Scheduler({
     capacitySchedulerPolicy: o.policy ?? "GUARANTEED_NO_EVICT", maxBatchSize: o.maxBatchSize ?? 8, maxNumTokens,
-    enableChunkedPrefill: o.chunked ?? false,
+    enableChunkedPrefill: o.chunked ?? false, waitingQueuePolicy: o.priority ? "priority" : "fcfs",
   }, kv);
   const tokenizer = o.tokenizer ?? ({ eosTokenIds: [V + 1], vocabSize: V } as unknown as Tokenizer); // no EOS inside the vocabulary
   const core = new ExecutorCore(new ModelRunner(model, pool), kv, scheduler, tokenizer, {
@@ -211,6 +211,16 @@ describe("ExecutorCore step loop", () => {
     assert.ok(want.some((t) => t >= 500) && want.some((t) => t < 500), "the formula's tokens fall on both sides");
     assert.deepEqual(f!.outputs[0]!.tokenIds, want);
     assert.equal(f!.outputs[0]!.text, "x".repeat(want.filter((t) => t < 500).length));
+  });
+
+  test("waiting queue: fcfs serves in arrival order, 'priority' serves higher priority first", () => {
+    for (const priority of [false, true]) {
+      const { core } = makeCore({ numBlocks: 64, maxBatchSize: 1, priority });
+      const subs = [0.1, 0.9, 0.5].map((p, i) => sub(prompt(i, 5), { maxTokens: 2 }, { priority: p }));
+      subs.forEach((x) => core.submit(x));
+      const order = drain(core).map((f) => subs.findIndex((x) => x.requestId === f.requestId));
+      assert.deepEqual(order, priority ? [1, 2, 0] : [0, 1, 2]);
+    }
   });
 
   test("submission checks: empty, too long, never fits, duplicate id", () => {
