@@ -145,11 +145,11 @@ export class ExecutorCore {
   /** One iteration of the loop. Throws only on a fatal (whole-batch) error. */
   step(): StepOutput {
     const t0 = performance.now();
-    this.fetchNewRequests();
+    const errors: StepOutput["errors"] = [];
+    this.fetchNewRequests(errors);
     const sched = this.schedule();
     const seqs = this.prepareResources(sched.list);
     const { logits, rowSeq } = this.runner.run(seqs);
-    const errors: StepOutput["errors"] = [];
     const samples = this.sample(sched.list, logits, rowSeq, errors);
     const deltas = this.updateRequests(sched.list, samples, errors);
     const finals = this.freeFinished();
@@ -171,11 +171,15 @@ export class ExecutorCore {
   // ---- the pipeline ----
 
   /** incoming -> waiting, one Request per output sequence (bestOf of them) */
-  private fetchNewRequests(): void {
+  private fetchNewRequests(errors: StepOutput["errors"]): void {
     for (const { sub, time } of this.incoming.splice(0)) {
-      const g = this.createGroup(sub, time);
-      this.groups.set(sub.requestId, g);
-      this.waiting.push(...g.seqs);
+      try {
+        const g = this.createGroup(sub, time);
+        this.groups.set(sub.requestId, g);
+        this.waiting.push(...g.seqs);
+      } catch (error) {
+        errors.push({ requestId: sub.requestId, error });
+      }
     }
   }
 
