@@ -46,7 +46,17 @@ const ready: Promise<Engine | null> = createEngine(config, log).then(
 
 port.on("message", (m: ToWorker) => {
   void ready.then((e) => {
-    if (e && !dead) handle(e, m);
+    if (!e || dead) return;
+    try {
+      handle(e, m);
+    } catch (err) {
+      // a message about one request fails that request; anything else leaves the loop in doubt
+      if (m.type === "abort") post({ type: "requestError", requestId: m.requestId, error: toWire(err) });
+      else {
+        dead = true;
+        post({ type: "fatal", error: toWire(err) });
+      }
+    }
   });
 });
 
