@@ -8,6 +8,7 @@
 //                     /(-?[$0-9.,]{2,})|(-?[0-9]+)/
 // Normalisation before the exact string match (lm-eval's regexes_to_ignore): remove ",", "$",
 // and a trailing "."; trim. "72.0" and "72" stay different, as in lm-eval.
+import { readFile } from "node:fs/promises";
 import { ValidationError } from "../errors.js";
 import { parseJsonl, TaskFileError } from "./files.js";
 import type { EvalModel } from "./model.js";
@@ -28,6 +29,10 @@ export function parseGsm8kJsonl(text: string, file = "<gsm8k>"): Gsm8kItem[] {
     if (typeof v.answer !== "string" || !/####/.test(v.answer)) throw new TaskFileError(file, line, "answer", v.answer, 'must be a string ending in "#### <number>"');
     return { question: v.question, answer: v.answer };
   });
+}
+
+export async function loadGsm8k(file: string): Promise<Gsm8kItem[]> {
+  return parseGsm8kJsonl(await readFile(file, "utf8"), file);
 }
 
 /** Removes ",", "$" and one trailing ".", then trims. */

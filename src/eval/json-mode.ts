@@ -4,6 +4,7 @@
 // valid under the schema, and (when a reference completion is given) that equal it as JSON values.
 // File: JSONL {schema: object | JSON string, prompt: string | [{role, content}] | messages: [...],
 // completion?: JSON string}.
+import { readFile } from "node:fs/promises";
 import { ValidationError } from "../errors.js";
 import { parseJsonl, TaskFileError } from "./files.js";
 import type { ChatMessage, EvalModel } from "./model.js";
@@ -49,6 +50,10 @@ export function parseJsonModeJsonl(text: string, file = "<json-mode>"): JsonMode
     }
     return item;
   });
+}
+
+export async function loadJsonMode(file: string): Promise<JsonModeItem[]> {
+  return parseJsonModeJsonl(await readFile(file, "utf8"), file);
 }
 
 /** The JSON text inside a model output: strips ```json fences and prose around the outermost value. */

@@ -5,13 +5,19 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  buildGsm8kPrompt, extractFlexible, extractStrict, GSM8K_STOP, normalizeNumber, parseGsm8kJsonl, run, targetOf,
+  buildGsm8kPrompt, extractFlexible, extractStrict, GSM8K_STOP, loadGsm8k, normalizeNumber, parseGsm8kJsonl, run, targetOf,
 } from "../../src/eval/gsm8k.js";
 import { TaskFileError } from "../../src/eval/files.js";
 import type { EvalModel, GenerateParams } from "../../src/eval/model.js";
 
 const DIR = join(import.meta.dirname, "../fixtures/eval/gsm8k");
 const load = (f: string) => parseGsm8kJsonl(readFileSync(join(DIR, f), "utf8"), f);
+
+test("loadGsm8k reads a local JSONL file", async () => {
+  const items = await loadGsm8k(join(DIR, "test.jsonl"));
+  assert.equal(items.length, 4);
+  assert.equal(targetOf(items[1]!.answer), "1200");
+});
 
 test("normalisation strips commas, dollars and one trailing period", () => {
   assert.equal(normalizeNumber("$1,234."), "1234");

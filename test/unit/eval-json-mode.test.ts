@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { extractJsonText, parseJsonModeJsonl, run } from "../../src/eval/json-mode.js";
+import { extractJsonText, loadJsonMode, parseJsonModeJsonl, run } from "../../src/eval/json-mode.js";
 import { validateJsonSchema } from "../../src/eval/json-schema.js";
 import { TaskFileError } from "../../src/eval/files.js";
 import type { EvalModel, GenerateParams } from "../../src/eval/model.js";
@@ -58,6 +58,10 @@ test("task file: schema strings are parsed; bad records are TaskFileErrors", () 
   assert.equal(items[2]!.reference, undefined);
   assert.throws(() => parseJsonModeJsonl('{"schema":"{bad","prompt":"p"}', "j.jsonl"), (e: unknown) => e instanceof TaskFileError && e.field === "schema");
   assert.throws(() => parseJsonModeJsonl('{"schema":{},"prompt":[{"role":1}]}', "j.jsonl"), (e: unknown) => e instanceof TaskFileError && e.field === "prompt");
+});
+
+test("loadJsonMode reads a local JSONL file", async () => {
+  assert.equal((await loadJsonMode(FILE)).length, 3);
 });
 
 test("rates: valid JSON 2/3, schema-valid 1/3, exact match 1/2", async () => {
