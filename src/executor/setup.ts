@@ -80,7 +80,7 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
     const kv = new KVCacheManager({ numBlocks: pool.numBlocks, tokensPerBlock: kvc.tokensPerBlock, enableBlockReuse: kvc.enableBlockReuse });
     const scheduler = new Scheduler({ ...sc, maxBatchSize, maxNumTokens, enableChunkedPrefill: chunked }, kv);
     const core = new ExecutorCore(new ModelRunner(loaded.model, pool), kv, scheduler, tokenizer, {
-      maxSeqLen, maxInputLen, maxNumTokens, enableChunkedPrefill: chunked, maxUtilization: sc.capacitySchedulerPolicy === "MAX_UTILIZATION",
+      maxBatchSize, maxSeqLen, maxInputLen, maxNumTokens, enableChunkedPrefill: chunked, maxUtilization: sc.capacitySchedulerPolicy === "MAX_UTILIZATION",
     });
     const info: EngineInfo = {
       backend: name, vocabSize: mc.vocabSize, maxSeqLen, maxInputLen, maxNumTokens, maxBatchSize, numKvBlocks: pool.numBlocks,

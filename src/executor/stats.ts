@@ -9,6 +9,8 @@ export interface KvCacheIterStats {
   tokensPerBlock: number;
   /** fresh blocks handed out since start */
   allocTotalBlocks: number;
+  /** fresh blocks handed out in this iteration */
+  allocNewBlocks: number;
   /** prompt blocks served from the prefix cache since start */
   reusedBlocks: number;
   /** full prompt blocks looked up without a hit since start */
@@ -27,6 +29,10 @@ export interface InflightBatchingStats {
   numCtxTokens: number;
   /** generation tokens computed this step */
   numGenTokens: number;
+  /** always 0: no pipeline parallelism */
+  microBatchId: number;
+  /** tokens decoded per generation request this step (1 without speculative decoding) */
+  avgNumDecodedTokensPerIter: number;
 }
 
 export interface IterationStats {
@@ -41,6 +47,10 @@ export interface IterationStats {
   numQueuedRequests: number;
   /** client requests completed this step */
   numCompletedRequests: number;
+  /** maxBatchSize */
+  maxNumActiveRequests: number;
+  maxBatchSizeStatic: number;
+  maxNumTokensStatic: number;
   /** the worker's V8 heap in use, bytes */
   cpuMemUsage: number;
   kvCacheStats: KvCacheIterStats;

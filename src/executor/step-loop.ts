@@ -24,6 +24,7 @@ import { Request } from "./request.js";
 import type { IterationStats, KvCacheIterStats } from "./stats.js";
 
 export interface CoreLimits {
+  maxBatchSize: number;
   maxSeqLen: number;
   maxInputLen: number;
   maxNumTokens: number;
@@ -62,6 +63,8 @@ export class ExecutorCore {
   private arrival = 0;
   private nextSeqId = 1;
   private iter = 0;
+  /** kv.stats().allocated at the end of the previous step (allocNewBlocks) */
+  private lastAllocated = 0;
 
   constructor(
     readonly runner: ModelRunner,
@@ -307,8 +310,8 @@ export class ExecutorCore {
     const s = this.kv.stats();
     return {
       maxNumBlocks: s.numBlocks - 1, freeNumBlocks: s.numFreeBlocks, usedNumBlocks: s.numUsedBlocks,
-      tokensPerBlock: this.kv.tokensPerBlock, allocTotalBlocks: s.allocated, reusedBlocks: s.reused,
-      missedBlocks: s.missed, cacheHitRate: s.hitRate,
+      tokensPerBlock: this.kv.tokensPerBlock, allocTotalBlocks: s.allocated, allocNewBlocks: s.allocated - this.lastAllocated,
+      reusedBlocks: s.reused, missedBlocks: s.missed, cacheHitRate: s.hitRate,
     };
   }
 
@@ -318,14 +321,19 @@ export class ExecutorCore {
 
   private iterationStats(t0: number, sched: { out: SchedulerOutput; list: Scheduled[] }, completed: number): IterationStats {
     const ctx = sched.list.filter((s) => s.ctx), gen = sched.list.filter((s) => !s.ctx);
+    const numGenTokens = gen.reduce((a, s) => a + s.numTokens, 0);
+    const kvCacheStats = this.kvStats();
+    this.lastAllocated = kvCacheStats.allocTotalBlocks;
+    const { maxBatchSize, maxNumTokens } = this.limits;
     return {
       iter: this.iter++, timestamp: Date.now(), iterLatencyMS: performance.now() - t0,
       numActiveRequests: this.running.length, numQueuedRequests: this.waiting.length + this.incoming.length,
-      numCompletedRequests: completed, cpuMemUsage: getHeapStatistics().used_heap_size, kvCacheStats: this.kvStats(),
+      numCompletedRequests: completed, maxNumActiveRequests: maxBatchSize, maxBatchSizeStatic: maxBatchSize,
+      maxNumTokensStatic: maxNumTokens, cpuMemUsage: getHeapStatistics().used_heap_size, kvCacheStats,
       inflightBatchingStats: {
         numScheduledRequests: sched.list.length, numContextRequests: ctx.length, numGenRequests: gen.length,
-        numPausedRequests: sched.out.pausedRequests.length,
-        numCtxTokens: ctx.reduce((a, s) => a + s.numTokens, 0), numGenTokens: gen.reduce((a, s) => a + s.numTokens, 0),
+        numPausedRequests: sched.out.pausedRequests.length, numCtxTokens: ctx.reduce((a, s) => a + s.numTokens, 0),
+        numGenTokens, microBatchId: 0, avgNumDecodedTokensPerIter: gen.length > 0 ? numGenTokens / gen.length : 0,
       },
     };
   }

@@ -77,7 +77,7 @@ function makeCore(o: Opts): { core: ExecutorCore; model: SumModel; kv: KVCacheMa
   }, kv);
   const tokenizer = o.tokenizer ?? ({ eosTokenIds: [V + 1], vocabSize: V } as unknown as Tokenizer); // no EOS inside the vocabulary
   const core = new ExecutorCore(new ModelRunner(model, pool), kv, scheduler, tokenizer, {
-    maxSeqLen: 256, maxInputLen: 255, maxNumTokens, enableChunkedPrefill: o.chunked ?? false, maxUtilization: o.policy === "MAX_UTILIZATION",
+    maxBatchSize: o.maxBatchSize ?? 8, maxSeqLen: 256, maxInputLen: 255, maxNumTokens, enableChunkedPrefill: o.chunked ?? false, maxUtilization: o.policy === "MAX_UTILIZATION",
   });
   return { core, model, kv };
 }
@@ -117,6 +117,22 @@ describe("ExecutorCore step loop", () => {
       assert.equal(f.outputs[0]!.finishReason, "length");
     }
     assert.equal(kv.numFreeBlocks, 63);
+  });
+
+  test("iteration stats add up: context tokens = prompts, generation tokens = outputs - 1 each, new blocks = total", () => {
+    const { core } = makeCore({ numBlocks: 64, reuse: false });
+    const prompts = [3, 9, 14].map((n, i) => prompt(i + 40, n));
+    prompts.forEach((p) => core.submit(sub(p, { maxTokens: 5 })));
+    const stats = [];
+    while (core.hasWork) stats.push(core.step().stats);
+    const sum = (f: (s: (typeof stats)[number]) => number) => stats.reduce((a, s) => a + f(s), 0);
+    assert.equal(sum((s) => s.inflightBatchingStats.numCtxTokens), 3 + 9 + 14);
+    assert.equal(sum((s) => s.inflightBatchingStats.numGenTokens), 3 * (5 - 1));
+    assert.equal(sum((s) => s.kvCacheStats.allocNewBlocks), stats.at(-1)!.kvCacheStats.allocTotalBlocks);
+    assert.equal(sum((s) => s.numCompletedRequests), 3);
+    assert.deepEqual(stats.map((s) => s.iter), stats.map((_, i) => i));
+    assert.equal(stats[0]!.maxBatchSizeStatic, 8);
+    assert.equal(stats.at(-1)!.kvCacheStats.usedNumBlocks, 0);
   });
 
   test("prefix hits attach cached blocks (cached tokens counted) and keep the tokens right", () => {
