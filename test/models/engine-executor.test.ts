@@ -75,6 +75,8 @@ describe("executor: batching invariants (greedy)", () => {
     }));
     const stats = await ex.getStats();
     assert.ok(stats.some((s) => s.inflightBatchingStats.numScheduledRequests >= 2), "requests ran together at least once");
+    assert.ok(stats.some((s) => s.inflightBatchingStats.numContextRequests > 0 && s.inflightBatchingStats.numGenRequests > 0),
+      "a prompt was prefilled in the same step as other requests' decode tokens");
     for (let i = 0; i < prompts.length; i++) {
       const solo = await alone(ex, prompts[i]!, maxTokens[i]!);
       assert.deepEqual(batched[i]!.outputs[0]!.tokenIds, solo.outputs[0]!.tokenIds, `prompt length ${lens[i]}`);
