@@ -47,16 +47,33 @@ export interface KldPosition {
 
 const recordBytes = (k: number): number => 12 + 8 * k;
 
-/** Top-K of a log-distribution (ties: lower id first) and the log of the remaining mass. */
+/**
+ * Top-K of a log-distribution (most probable first; ties: lower id first) and the log of the
+ * remaining mass, computed as (sum of all) - (sum of the top K) in f64 so that no vocabulary-sized
+ * scratch is needed. One pass with a K-entry insertion list: O(V) when most entries fail the
+ * threshold test, as they do for a peaked distribution.
+ */
 export function topKOf(dist: Float32Array, k: number): { ids: Int32Array; logprobs: Float32Array; residual: number } {
-  const order = Array.from(dist.keys()).sort((a, b) => dist[b]! - dist[a]! || a - b).slice(0, k);
-  const ids = Int32Array.from(order);
-  const logprobs = Float32Array.from(order, (i) => dist[i]!);
-  const inTop = new Uint8Array(dist.length);
-  for (const i of order) inTop[i] = 1;
-  let rest = 0;
-  for (let i = 0; i < dist.length; i++) if (!inTop[i]) rest += Math.exp(dist[i]!);
-  return { ids, logprobs, residual: rest > 0 ? Math.log(rest) : -Infinity };
+  const ids = new Int32Array(k).fill(-1);
+  const vals = new Float32Array(k).fill(-Infinity);
+  let total = 0;
+  for (let i = 0; i < dist.length; i++) {
+    const v = dist[i]!;
+    total += Math.exp(v);
+    if (v <= vals[k - 1]! && ids[k - 1] !== -1) continue;
+    let j = k - 1;
+    while (j > 0 && (v > vals[j - 1]! || ids[j - 1] === -1)) {
+      vals[j] = vals[j - 1]!;
+      ids[j] = ids[j - 1]!;
+      j--;
+    }
+    vals[j] = v;
+    ids[j] = i;
+  }
+  let top = 0;
+  for (let j = 0; j < k; j++) top += Math.exp(vals[j]!);
+  const rest = total - top;
+  return { ids, logprobs: vals, residual: k >= dist.length || rest <= 0 ? -Infinity : Math.log(rest) };
 }
 
 export function encodeKld(h: KldHeader, positions: readonly KldPosition[]): Buffer {
@@ -120,19 +137,22 @@ function term(lp: number, lq: number): number {
  * log-distribution. Returns the divergence and the new run's argmax.
  */
 export function klAtPosition(base: KldPosition, dist: Float32Array): { kld: number; argmax: number } {
-  const inTop = new Uint8Array(dist.length);
   let kld = 0;
+  let top = 0;
   for (let j = 0; j < base.ids.length; j++) {
-    const id = base.ids[j]!;
-    inTop[id] = 1;
-    kld += term(base.logprobs[j]!, dist[id]!);
+    const lq = dist[base.ids[j]!]!;
+    kld += term(base.logprobs[j]!, lq);
+    top += Math.exp(lq);
   }
-  let rest = 0;
+  let total = 0;
   let argmax = 0;
   for (let i = 0; i < dist.length; i++) {
     if (dist[i]! > dist[argmax]!) argmax = i;
-    if (!inTop[i]) rest += Math.exp(dist[i]!);
+    total += Math.exp(dist[i]!);
   }
-  kld += term(base.residual, rest > 0 ? Math.log(rest) : -Infinity);
+  // The new run's mass outside the base's top K, by the same (total - top) arithmetic as topKOf;
+  // floored at 1e-300 so that rounding noise cannot turn a finite divergence into Infinity.
+  const rest = total - top;
+  kld += term(base.residual, Math.log(Math.max(rest, 1e-300)));
   return { kld, argmax };
 }

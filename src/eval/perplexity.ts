@@ -8,7 +8,7 @@
 // saves the top-K distribution at every scored position (kld-file.ts); a compare run over the same
 // tokens, windows and positions reports mean KLD, top-1 agreement and the change in perplexity.
 import { ValidationError } from "../errors.js";
-import { klAtPosition, readKldFile, topKOf, writeKldFile, type KldPosition } from "./kld-file.js";
+import { klAtPosition, readKldFile, topKOf, writeKldFile, type KldHeader, type KldPosition } from "./kld-file.js";
 import type { EvalModel } from "./model.js";
 import { meanStats, perplexityInterval, timed, Z95 } from "./stats.js";
 
@@ -85,16 +85,12 @@ export function slidingWindows(n: number, contextLength: number, stride: number)
   return out;
 }
 
-interface Scored {
-  nll: number[];
-  /** per scored position, for KLD */
-  tokens: number[];
-  dists: Float32Array[];
-  numWindows: number;
-}
+/** Receives each scored position in order: the actual token, its NLL, and the full log-distribution when asked. */
+type PositionSink = (token: number, nll: number, dist: Float32Array | undefined) => void;
 
-async function scoreWindows(model: EvalModel, tokens: readonly number[], wins: Window[], wantDist: boolean): Promise<Scored> {
-  const s: Scored = { nll: [], tokens: [], dists: [], numWindows: wins.length };
+/** Scores every window; distributions are handed to `sink` one position at a time and not kept. */
+async function scoreWindows(model: EvalModel, tokens: readonly number[], wins: Window[], wantDist: boolean, sink: PositionSink): Promise<number[]> {
+  const nll: number[] = [];
   for (const w of wins) {
     const lp = await model.logprobsOfTokens(tokens.slice(w.begin, w.end), { distributions: wantDist });
     if (lp.logprobs.length !== w.end - w.begin - 1) {
@@ -105,14 +101,59 @@ async function scoreWindows(model: EvalModel, tokens: readonly number[], wins: W
     }
     for (let j = w.firstTarget; j < w.end; j++) {
       const i = j - w.begin - 1; // logprobs[i] predicts window[i + 1] = tokens[j]
-      s.nll.push(-lp.logprobs[i]!);
-      if (wantDist) {
-        s.tokens.push(tokens[j]!);
-        s.dists.push(lp.distributions![i]!);
-      }
+      nll.push(-lp.logprobs[i]!);
+      sink(tokens[j]!, -lp.logprobs[i]!, lp.distributions?.[i]);
     }
   }
-  return s;
+  return nll;
+}
+
+type RunHeader = { contextLength: number; stride: number; nTokens: number };
+
+/** Collects top-K positions for a base file. */
+function baseWriter(topK: number): { sink: PositionSink; write: (file: string, h: RunHeader) => Promise<void> } {
+  const positions: KldPosition[] = [];
+  let nVocab = 0;
+  return {
+    sink: (token, nll, dist) => {
+      nVocab = dist!.length;
+      positions.push({ token, tokenLogprob: -nll, ...topKOf(dist!, Math.min(topK, nVocab)) });
+    },
+    write: (file, h) => writeKldFile(file, { k: Math.min(topK, nVocab), nVocab, nPositions: positions.length, ...h }, positions),
+  };
+}
+
+/** Compares each position against a loaded base file as it is scored. */
+function baseComparer(file: string, base: { header: KldHeader; positions: KldPosition[] }): { sink: PositionSink; report: () => KldReport } {
+  const klds: number[] = [];
+  let agree = 0;
+  let nll = 0;
+  let baseNll = 0;
+  const sink: PositionSink = (token, tokNll, dist) => {
+    const i = klds.length;
+    const bp = base.positions[i];
+    if (!bp) throw new ValidationError("positions", i + 1, `base file ${file} has only ${base.positions.length}`);
+    if (bp.token !== token) throw new ValidationError(`tokens[${i}]`, token, `base file scored token ${bp.token} here: different text or tokenizer`);
+    if (dist!.length !== base.header.nVocab) throw new ValidationError("vocabSize", dist!.length, `base file has ${base.header.nVocab}`);
+    const r = klAtPosition(bp, dist!);
+    klds.push(r.kld);
+    if (r.argmax === bp.ids[0]) agree++;
+    nll += tokNll;
+    baseNll -= bp.tokenLogprob;
+  };
+  const report = (): KldReport => {
+    const n = klds.length;
+    if (n !== base.positions.length) throw new ValidationError("positions", n, `base file ${file} has ${base.positions.length}`);
+    const sorted = [...klds].sort((a, b) => a - b);
+    const m = meanStats(klds);
+    const basePpl = Math.exp(baseNll / n);
+    const ppl = Math.exp(nll / n);
+    return {
+      positions: n, meanKld: m.mean, kldSe: m.se, medianKld: sorted[Math.floor(n / 2)]!, p99Kld: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!,
+      maxKld: sorted[n - 1]!, top1Agreement: agree / n, basePpl, ppl, deltaPpl: ppl - basePpl, meanLnPplRatio: (nll - baseNll) / n,
+    };
+  };
+  return { sink, report };
 }
 
 function checkOptions(o: PerplexityOptions): number {
@@ -126,66 +167,35 @@ function checkOptions(o: PerplexityOptions): number {
 /** Runs the perplexity task; saves or compares a KLD base file when asked. */
 export async function run(model: EvalModel, o: PerplexityOptions): Promise<PerplexityResult> {
   const stride = checkOptions(o);
+  const file = o.klDivergenceBase;
   const { result, seconds } = await timed(async () => {
     let tokens = o.tokens ? [...o.tokens] : o.text !== undefined ? await model.tokenize(o.text) : undefined;
     if (!tokens) throw new ValidationError("text", undefined, "give text or tokens to score");
     if (o.maxTokens !== undefined) tokens = tokens.slice(0, o.maxTokens);
     if (tokens.length < 2) throw new ValidationError("tokens.length", tokens.length, "need at least 2 tokens to score");
+    const h: RunHeader = { contextLength: o.contextLength, stride, nTokens: tokens.length };
     const wins = slidingWindows(tokens.length, o.contextLength, stride);
-    const scored = await scoreWindows(model, tokens, wins, o.klDivergenceBase !== undefined);
-    return { tokens, scored };
-  });
-  const { tokens, scored } = result;
-  const pi = perplexityInterval(scored.nll, Z95);
-  const out: PerplexityResult = {
-    ppl: pi.ppl, ci95: { lo: pi.lo, hi: pi.hi }, meanNll: Math.log(pi.ppl), numTokensScored: scored.nll.length,
-    numWindows: scored.numWindows, seconds, tokensPerSecond: seconds > 0 ? scored.nll.length / seconds : NaN,
-  };
-  if (o.klDivergenceBase !== undefined) {
-    const h = { contextLength: o.contextLength, stride, nTokens: tokens.length };
-    if (o.klDivergence) out.kld = await compareWithBase(o.klDivergenceBase, h, scored);
-    else {
-      await saveBase(o.klDivergenceBase, h, scored, o.topK ?? 32);
-      out.savedBase = o.klDivergenceBase;
+    if (file === undefined) return { nll: await scoreWindows(model, tokens, wins, false, () => {}), numWindows: wins.length };
+    if (!o.klDivergence) {
+      const w = baseWriter(o.topK ?? 32);
+      const nll = await scoreWindows(model, tokens, wins, true, w.sink);
+      await w.write(file, h);
+      return { nll, numWindows: wins.length };
     }
-  }
-  return out;
-}
-
-async function saveBase(file: string, h: { contextLength: number; stride: number; nTokens: number }, s: Scored, topK: number): Promise<void> {
-  const nVocab = s.dists[0]?.length ?? 0;
-  const k = Math.min(topK, nVocab);
-  const positions: KldPosition[] = s.dists.map((d, i) => ({ token: s.tokens[i]!, tokenLogprob: -s.nll[i]!, ...topKOf(d, k) }));
-  await writeKldFile(file, { k, nVocab, nPositions: positions.length, ...h }, positions);
-}
-
-async function compareWithBase(file: string, h: { contextLength: number; stride: number; nTokens: number }, s: Scored): Promise<KldReport> {
-  const base = await readKldFile(file);
-  const bh = base.header;
-  for (const key of ["contextLength", "stride", "nTokens"] as const) {
-    if (bh[key] !== h[key]) throw new ValidationError(key, h[key], `differs from the base file ${file} (${bh[key]})`);
-  }
-  if (bh.nPositions !== s.dists.length) throw new ValidationError("positions", s.dists.length, `base file has ${bh.nPositions}`);
-  if (s.dists[0] && s.dists[0].length !== bh.nVocab) throw new ValidationError("vocabSize", s.dists[0].length, `base file has ${bh.nVocab}`);
-  const klds: number[] = [];
-  let agree = 0;
-  let lnRatio = 0;
-  let baseNll = 0;
-  base.positions.forEach((bp, i) => {
-    if (bp.token !== s.tokens[i]) throw new ValidationError(`tokens[${i}]`, s.tokens[i], `base file scored token ${bp.token} here: different text or tokenizer`);
-    const { kld, argmax } = klAtPosition(bp, s.dists[i]!);
-    klds.push(kld);
-    if (argmax === bp.ids[0]) agree++;
-    lnRatio += bp.tokenLogprob + s.nll[i]!;
-    baseNll -= bp.tokenLogprob;
+    const base = await readKldFile(file);
+    for (const key of ["contextLength", "stride", "nTokens"] as const) {
+      if (base.header[key] !== h[key]) throw new ValidationError(key, h[key], `differs from the base file ${file} (${base.header[key]})`);
+    }
+    const c = baseComparer(file, base);
+    const nll = await scoreWindows(model, tokens, wins, true, c.sink);
+    return { nll, numWindows: wins.length, kld: c.report() };
   });
-  const n = klds.length;
-  const sorted = [...klds].sort((a, b) => a - b);
-  const m = meanStats(klds);
-  const basePpl = Math.exp(baseNll / n);
-  const ppl = Math.exp(s.nll.reduce((a, x) => a + x, 0) / n);
-  return {
-    positions: n, meanKld: m.mean, kldSe: m.se, medianKld: sorted[Math.floor(n / 2)]!, p99Kld: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!,
-    maxKld: sorted[n - 1]!, top1Agreement: agree / n, basePpl, ppl, deltaPpl: ppl - basePpl, meanLnPplRatio: lnRatio / n,
+  const pi = perplexityInterval(result.nll, Z95);
+  const out: PerplexityResult = {
+    ppl: pi.ppl, ci95: { lo: pi.lo, hi: pi.hi }, meanNll: Math.log(pi.ppl), numTokensScored: result.nll.length,
+    numWindows: result.numWindows, seconds, tokensPerSecond: seconds > 0 ? result.nll.length / seconds : NaN,
   };
+  if (result.kld) out.kld = result.kld;
+  else if (file !== undefined) out.savedBase = file;
+  return out;
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, slidingWindows } from "../../src/eval/perplexity.js";
-import { decodeKld, encodeKld } from "../../src/eval/kld-file.js";
+import { decodeKld, encodeKld, topKOf } from "../../src/eval/kld-file.js";
 import type { EvalModel } from "../../src/eval/model.js";
 import { CheckpointError, ValidationError } from "../../src/errors.js";
 
@@ -141,6 +141,21 @@ test("KLD with top-2 + residual is the KL of the 3-bin coarsening", async () => 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("topKOf keeps the K most probable ids (ties: lower id first) and the residual mass", () => {
+  const r = topKOf(Float32Array.from([0.1, 0.4, 0.2, 0.2, 0.1], Math.log), 3);
+  assert.deepEqual([...r.ids], [1, 2, 3]);
+  assert.ok(Math.abs(Math.exp(r.residual) - 0.2) < 1e-7);
+  assert.equal(topKOf(Float32Array.from([0.5, 0.5], Math.log), 2).residual, -Infinity);
+  // a 150k vocabulary: one linear pass
+  const big = new Float32Array(150_000).fill(Math.log(0.5 / 149_990));
+  for (let i = 0; i < 10; i++) big[1000 * i + 7] = Math.log(0.05);
+  const t0 = process.hrtime.bigint();
+  const b = topKOf(big, 32);
+  assert.ok(Number(process.hrtime.bigint() - t0) < 1e9);
+  assert.deepEqual([...b.ids.slice(0, 11)], [7, 1007, 2007, 3007, 4007, 5007, 6007, 7007, 8007, 9007, 0]);
+  assert.ok(Math.abs(Math.exp(b.residual) - 0.5 * (149_990 - 22) / 149_990) < 1e-6);
 });
 
 test("KLD file: encode/decode round trip and typed errors for bad files and mismatched runs", async () => {
