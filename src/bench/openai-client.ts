@@ -15,6 +15,8 @@ export interface OpenAiClientOptions {
   temperature?: number;
   /** extra JSON body fields, merged last */
   extraBody?: Record<string, unknown>;
+  /** abort a request that takes longer than this (ms); recorded as a failed request */
+  requestTimeoutMs?: number;
   fetchImpl?: typeof fetch;
 }
 
@@ -69,7 +71,9 @@ export async function streamCompletion(
   };
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-  const res = await (o.fetchImpl ?? fetch)(completionsUrl(o.baseUrl), { method: "POST", headers, body: JSON.stringify(body) });
+  const init: RequestInit = { method: "POST", headers, body: JSON.stringify(body) };
+  if (o.requestTimeoutMs !== undefined) init.signal = AbortSignal.timeout(o.requestTimeoutMs);
+  const res = await (o.fetchImpl ?? fetch)(completionsUrl(o.baseUrl), init);
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
   let text = "";
   let chunks = 0;

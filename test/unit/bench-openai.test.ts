@@ -71,6 +71,7 @@ test("without usage, output tokens are the chunk count; HTTP errors and in-strea
       return void res.end('{"error":{"message":"max_tokens too large"}}');
     }
     res.writeHead(200, { "content-type": "text/event-stream" });
+    if (prompt === "slow") return void setTimeout(() => res.end(sse({ choices: [{ text: "late" }] })), 500);
     if (prompt === "midway") return void res.end(sse({ choices: [{ text: "a" }] }) + sse({ error: { message: "worker died" } }));
     res.end(sse({ choices: [{ text: "a" }] }) + sse({ choices: [{ text: "b" }] }) + "data: [DONE]\n\n");
   }, async (url) => {
@@ -78,6 +79,8 @@ test("without usage, output tokens are the chunk count; HTTP errors and in-strea
     assert.deepEqual(await send({ taskId: 0, prompt: "ok", outputTokens: 9 }, () => {}), { outputTokens: 2, inputTokens: undefined });
     await assert.rejects(send({ taskId: 1, prompt: "bad", outputTokens: 9 }, () => {}), /HTTP 400: .*max_tokens too large/);
     await assert.rejects(send({ taskId: 2, prompt: "midway", outputTokens: 9 }, () => {}), /worker died/);
+    const impatient = createOpenAiSend({ baseUrl: url, model: "m", requestTimeoutMs: 50 });
+    await assert.rejects(impatient({ taskId: 3, prompt: "slow", outputTokens: 9 }, () => {}), /abort|timeout/i);
   });
 });
 
