@@ -3,6 +3,7 @@
 import { GgmlType, rowBytes } from "../../src/backends/dtypes.js";
 import type { WeightTensor } from "../../src/backends/backend.js";
 import { quantizeRow } from "../../src/backends/reference/quant.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../src/backends/reference/f16.js";
 import { isNativeAvailable, nativeInfo, setForceScalar } from "../../src/backends/native/index.js";
 
 export const SEED = Number(process.env.TLLM_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -62,3 +63,38 @@ export function worstRatio(a: Float32Array, b: Float32Array, tol: (i: number) =>
 }
 
 export const SKIP_REASON = isNativeAvailable() ? false : "native addon not built (npm install builds it)";
+
+/**
+ * x[m, k] rounded the way GGML rounds activations for a weight type before its dot products
+ * (ggml-cpu's vec_dot types, x86 paths): f16 for F16, bf16 for BF16, Q8_0 blocks for the 32-blocks
+ * (d = amax/127 stored as f16, q = round-half-even(x * 127/amax)), Q8_K blocks for K-quants
+ * (iscale = -127/max, q = min(127, round-half-even(iscale * x)), d = 1/iscale), returned as values.
+ * The native kernels implement exactly this; the matmul test uses it for its tight oracle.
+ */
+export function ggmlActs(t: GgmlType, x: Float32Array, m: number, k: number): Float32Array {
+  const out = new Float32Array(m * k);
+  const n = m * k;
+  if (t === GgmlType.F16) { for (let i = 0; i < n; i++) out[i] = f16ToF32(f32ToF16(x[i]!)); return out; }
+  if (t === GgmlType.BF16) { for (let i = 0; i < n; i++) out[i] = bf16ToF32(f32ToBf16(x[i]!)); return out; }
+  if (t === GgmlType.F32) { out.set(x.subarray(0, n)); return out; }
+  const kq = t === GgmlType.Q4_K || t === GgmlType.Q5_K || t === GgmlType.Q6_K;
+  const bs = kq ? 256 : 32;
+  for (let o = 0; o < n; o += bs) {
+    let amax = 0, max = 0;
+    for (let j = o; j < o + bs; j++) if (Math.abs(x[j]!) > amax) { amax = Math.abs(x[j]!); max = x[j]!; }
+    if (amax === 0) continue;
+    if (kq) {
+      const iscale = Math.fround(-127 / max), d = Math.fround(1 / iscale);
+      for (let j = o; j < o + bs; j++) out[j] = Math.fround(Math.min(127, roundEven(Math.fround(iscale * x[j]!))) * d);
+    } else {
+      const id = Math.fround(127 / amax), dh = f16ToF32(f32ToF16(Math.fround(amax / 127)));
+      for (let j = o; j < o + bs; j++) out[j] = roundEven(Math.fround(x[j]! * id)) * dh;
+    }
+  }
+  return out;
+}
+
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
