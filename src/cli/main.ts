@@ -7,10 +7,14 @@ import { TllmError, ValidationError } from "../errors.js";
 import { UsageError } from "./args.js";
 import { GENERATE_HELP, runGenerate } from "./generate.js";
 import { INSPECT_HELP, runInspect } from "./inspect.js";
+import { BENCH_HELP, runBench } from "./bench.js";
+import { EVAL_HELP, runEval } from "./eval.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> = {
   generate: { run: runGenerate, help: GENERATE_HELP, summary: "generate text for a prompt, streamed to stdout" },
   inspect: { run: runInspect, help: INSPECT_HELP, summary: "describe a model file: architecture, dims, tensor types, tokenizer" },
+  bench: { run: runBench, help: BENCH_HELP, summary: "benchmark: prepare-dataset, throughput, latency, serve (trtllm-bench)" },
+  eval: { run: runEval, help: EVAL_HELP, summary: "accuracy: perplexity (+KL divergence), mmlu, gsm8k, json_mode_eval" },
 };
 
 function helpText(): string {
