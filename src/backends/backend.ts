@@ -57,6 +57,17 @@ export interface RopeParams {
   readonly invFreq: Float32Array;
   /** multiply cos/sin by this (yarn's attention factor; 1 otherwise) */
   readonly mscale: number;
+  /** optional: compute angles exactly as ggml-cpu's rope cache does (ggml_rope_cache_init, f32):
+   *  theta_0 = pos, theta_{i+1} = theta_i * thetaScale; angle_i = freqScale * (theta_i / freqFactors[i]).
+   *  Backends that honour it reproduce llama.cpp bit for bit; invFreq is then only informative. */
+  readonly ggml?: {
+    /** powf(freq_base, -2 / ropeDim) in f32 */
+    readonly thetaScale: number;
+    /** 1 / linear scaling factor (1 when unscaled) */
+    readonly freqScale: number;
+    /** [ropeDim / 2] GGUF rope_freqs divisors, or null */
+    readonly freqFactors: Float32Array | null;
+  };
 }
 
 export interface Backend {

@@ -86,5 +86,15 @@ export function ropeParams(config: ModelConfig, freqFactors: Float32Array | null
     if (freqFactors.length !== invFreq.length) throw new ValidationError("rope_freqs", freqFactors.length, `expected ${invFreq.length} factors`);
     for (let i = 0; i < invFreq.length; i++) invFreq[i] = invFreq[i]! / freqFactors[i]!;
   }
-  return { style: config.ropeStyle, headDim: config.headDim, ropeDim: config.ropeDim, invFreq, mscale };
+  return { style: config.ropeStyle, headDim: config.headDim, ropeDim: config.ropeDim, invFreq, mscale, ggml: ggmlRope(config, freqFactors) };
+}
+
+/** ggml's own angle recurrence (ggml_compute_forward_rope_flt: theta_scale = powf(freq_base,
+ *  -2.0f/n_dims), repeated f32 products), for the scalings where llama.cpp uses it unchanged:
+ *  none and linear (freq_scale = 1/factor). Others (llama3, yarn, dynamic) keep invFreq. */
+function ggmlRope(config: ModelConfig, freqFactors: Float32Array | null): RopeParams["ggml"] {
+  const s = config.ropeScaling;
+  if (s.type !== "none" && s.type !== "linear") return undefined;
+  const thetaScale = Math.fround(Math.pow(Math.fround(config.ropeTheta), Math.fround(-2 / config.ropeDim)));
+  return { thetaScale, freqScale: s.type === "linear" ? Math.fround(1 / s.factor) : 1, freqFactors };
 }

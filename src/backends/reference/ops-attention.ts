@@ -1,8 +1,22 @@
 // Reference paged attention. Pool layout per layer: [numBlocks, 2 (K,V), numKvHeads, tokensPerBlock, headDim];
-// slot s = block * tokensPerBlock + offset. Scores, softmax and the weighted sum run in f64.
+// slot s = block * tokensPerBlock + offset.
+// Numerics mirror llama.cpp's non-flash attention graph on ggml-cpu (llama-graph.cpp build_attn_mha:
+// kq = mul_mat(k, q); soft_max_ext(kq, mask, scale); kqv = mul_mat(v, kq)), all in f32:
+// - scores: ggml_vec_dot_f32 over headDim (q is a permuted view, so never tinyBLAS), f16 pools
+//   round q to f16 first (vec_dot_f16);
+// - softmax: ggml_compute_forward_soft_max_f32: s = f32(dot * scale) (masked: -inf), exp via
+//   ggml_v_expf over groups of 8 positions, group sums hsum'd in f32 and added in f64,
+//   p = f32(e * f32(1 / sum));
+// - weighted sum: tinyBLAS (8-lane fma over positions) when the batch has >= 2 query rows,
+//   ggml_vec_dot_f32 (32 lanes) for a single row; f16 pools round p to f16 first.
+// Masked positions contribute exact zeros, so llama.cpp's padded KV length does not matter.
 import type { AttentionParams, AttnSeq, KvLayer } from "../backend.js";
 import { ValidationError } from "../../errors.js";
 import { f16ToF32, f32ToF16 } from "./f16.js";
+import { dot32Tiny, dot32Vec } from "./ops-linear.js";
+import { ggmlExpf } from "./ops-elementwise.js";
+
+const fr = Math.fround;
 
 /** Element index of (slot, kv 0=K/1=V, head, dim 0) in the pool. */
 export function kvIndex(kv: KvLayer, slot: number, which: 0 | 1, head: number): number {
@@ -44,8 +58,10 @@ export function attention(out: Float32Array, q: Float32Array, kv: KvLayer, seqs:
   if (kv.numKvHeads !== p.numKvHeads || kv.headDim !== p.headDim) {
     throw new ValidationError("kv layer", `${kv.numKvHeads}x${kv.headDim}`, `does not match ${p.numKvHeads}x${p.headDim}`);
   }
-  const scores = new Float64Array(Math.max(1, ...seqs.map((s) => s.kvLen)));
-  const acc = new Float64Array(p.headDim);
+  const maxKv = Math.max(1, ...seqs.map((s) => s.kvLen));
+  const padded = Math.ceil(maxKv / 32) * 32;
+  const ws: Work = { probs: new Float32Array(padded), vcol: new Float32Array(padded), kvec: new Float32Array(p.headDim),
+    qvec: new Float32Array(p.headDim), scale: ggmlScale(p.scale, p.headDim), rows: seqs.reduce((a, s) => a + s.qLen, 0) };
   for (const s of seqs) {
     if (s.qLen > s.kvLen) throw new ValidationError("seq.qLen", s.qLen, `exceeds kvLen ${s.kvLen}`);
     if (s.blockTable.length * kv.tokensPerBlock < s.kvLen) {
@@ -56,10 +72,18 @@ export function attention(out: Float32Array, q: Float32Array, kv: KvLayer, seqs:
       const lo = p.slidingWindow === null ? 0 : Math.max(0, pos - p.slidingWindow + 1);
       for (let h = 0; h < p.numHeads; h++) {
         const row = ((s.qStart + i) * p.numHeads + h) * p.headDim;
-        attendOne(out, row, q, kv, s.blockTable, lo, pos, Math.floor(h / (p.numHeads / p.numKvHeads)), p.scale, scores, acc);
+        attendOne(out, row, q, kv, s.blockTable, lo, pos, Math.floor(h / (p.numHeads / p.numKvHeads)), ws);
       }
     }
   }
+}
+
+interface Work { probs: Float32Array; vcol: Float32Array; kvec: Float32Array; qvec: Float32Array; scale: number; rows: number }
+
+/** llama.cpp's kq_scale = 1.0f / sqrtf(float(n_embd_head)) when p.scale is that value, else f32(p.scale). */
+function ggmlScale(scale: number, headDim: number): number {
+  const g = fr(1 / fr(Math.sqrt(headDim)));
+  return Math.abs(scale - g) <= 1e-7 * g ? g : fr(scale);
 }
 
 function slotOf(blockTable: Int32Array, tpb: number, j: number): number {
@@ -68,23 +92,32 @@ function slotOf(blockTable: Int32Array, tpb: number, j: number): number {
 
 /** One query head over positions [lo, hi] of one kv head; writes out[row .. row + headDim). */
 function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer, bt: Int32Array,
-  lo: number, hi: number, kvh: number, scale: number, scores: Float64Array, acc: Float64Array): void {
-  const hd = kv.headDim;
+  lo: number, hi: number, kvh: number, ws: Work): void {
+  const hd = kv.headDim, f16 = kv.dtype === "f16", pr = ws.probs;
+  for (let d = 0; d < hd; d++) ws.qvec[d] = f16 ? f16ToF32(f32ToF16(q[row + d]!)) : q[row + d]!;
   let max = -Infinity;
-  for (let j = lo; j <= hi; j++) {
+  const n = Math.ceil((hi + 1) / 8) * 8; // positions [0, n) in groups of 8; outside [lo, hi] masked
+  for (let j = 0; j < n; j++) {
+    if (j < lo || j > hi) { pr[j] = -Infinity; continue; }
     const ki = kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 0, kvh);
-    let dot = 0;
-    for (let d = 0; d < hd; d++) dot += q[row + d]! * readKv(kv, ki + d);
-    scores[j] = dot * scale;
-    if (scores[j]! > max) max = scores[j]!;
+    for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, ki + d);
+    pr[j] = fr(dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16) * ws.scale);
+    if (pr[j]! > max) max = pr[j]!;
   }
   let sum = 0;
-  for (let j = lo; j <= hi; j++) { scores[j] = Math.exp(scores[j]! - max); sum += scores[j]!; }
-  acc.fill(0);
-  for (let j = lo; j <= hi; j++) {
-    const vi = kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh);
-    const w = scores[j]! / sum;
-    for (let d = 0; d < hd; d++) acc[d] = acc[d]! + w * readKv(kv, vi + d);
+  for (let j0 = 0; j0 < n; j0 += 8) {
+    for (let j = j0; j < j0 + 8; j++) pr[j] = ggmlExpf(fr(pr[j]! - max));
+    const t0 = fr(pr[j0]! + pr[j0 + 4]!), t1 = fr(pr[j0 + 1]! + pr[j0 + 5]!);
+    const t2 = fr(pr[j0 + 2]! + pr[j0 + 6]!), t3 = fr(pr[j0 + 3]! + pr[j0 + 7]!);
+    sum += fr(fr(t0 + t2) + fr(t1 + t3));
   }
-  for (let d = 0; d < hd; d++) out[row + d] = acc[d]!;
+  const inv = fr(1 / sum);
+  for (let j = 0; j < n; j++) pr[j] = f16 ? f16ToF32(f32ToF16(fr(pr[j]! * inv))) : fr(pr[j]! * inv);
+  const n32 = Math.ceil(n / 32) * 32;
+  pr.fill(0, n, n32);
+  ws.vcol.fill(0, 0, n32);
+  for (let d = 0; d < hd; d++) {
+    for (let j = lo; j <= hi; j++) ws.vcol[j] = readKv(kv, kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh) + d);
+    out[row + d] = ws.rows >= 2 ? dot32Tiny(ws.vcol, 0, pr, 0, n) : dot32Vec(ws.vcol, 0, pr, 0, n32, f16);
+  }
 }

@@ -1,15 +1,70 @@
 // Reference matmul and embedding: dequantize each weight row once per call into scratch and dot it
-// (f64 accumulation) with every activation row, so quantized weights cost one decode per call.
+// with every activation row, so quantized weights cost one decode per call.
+//
+// Numerics (a GGUF model's output is defined by ggml-cpu's arithmetic, see act-quant.ts):
+// - activations are first rounded to the weight type's vec_dot type (act-quant.ts);
+// - F32/F16 weights: the dot product is summed in f32 in exactly ggml's order (dot32Tiny /
+//   dot32Vec below), because these models amplify a 1-ulp difference once the next layer rounds
+//   its activations to f16;
+// - quantized weights: plain f64 sum of deq(w) · deq(q(x)) (ggml sums exact integer block dots
+//   with f32 block scales; the remaining difference is ~1 f32 ulp of the result).
 import { GgmlType, rowBytes } from "../dtypes.js";
 import type { WeightTensor } from "../backend.js";
 import { ValidationError } from "../../errors.js";
 import { dequantizeRow } from "./quant.js";
+import { activationQuant, quantizeActivations } from "./act-quant.js";
+
+const fr = Math.fround;
+
+/** f32 fused multiply-add: a*b of two f32 values is exact in f64, so one rounding of a*b + c to
+ *  f64 and then to f32 equals the hardware fma except in double-rounding ties (negligible). */
+export function fma32(a: number, b: number, c: number): number { return fr(a * b + c); }
+
+/** tinyBLAS (ggml-cpu/llamafile/sgemm.cpp, AVX2 __m256) dot of x[xo..xo+k) and w[wo..wo+k),
+ *  k % 8 == 0: eight f32 lanes, lane l accumulates elements l, l+8, ... with fma; then hsum(__m256):
+ *  t_i = v_i + v_{i+4}, result (t0 + t2) + (t1 + t3). Used by ggml for F32/F16 matmuls with >= 2 rows. */
+export function dot32Tiny(x: ArrayLike<number>, xo: number, w: ArrayLike<number>, wo: number, k: number): number {
+  let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  for (let c = 0; c < k; c += 8) {
+    const xi = xo + c, wi = wo + c;
+    a0 = fr(x[xi]! * w[wi]! + a0); a1 = fr(x[xi + 1]! * w[wi + 1]! + a1);
+    a2 = fr(x[xi + 2]! * w[wi + 2]! + a2); a3 = fr(x[xi + 3]! * w[wi + 3]! + a3);
+    a4 = fr(x[xi + 4]! * w[wi + 4]! + a4); a5 = fr(x[xi + 5]! * w[wi + 5]! + a5);
+    a6 = fr(x[xi + 6]! * w[wi + 6]! + a6); a7 = fr(x[xi + 7]! * w[wi + 7]! + a7);
+  }
+  const t0 = fr(a0 + a4), t1 = fr(a1 + a5), t2 = fr(a2 + a6), t3 = fr(a3 + a7);
+  return fr(fr(t0 + t2) + fr(t1 + t3));
+}
+
+const acc32 = new Float32Array(32);
+/** ggml_vec_dot_f32 / ggml_vec_dot_f16 (ggml-cpu/vec.cpp, AVX2: GGML_F32_STEP 32, 4 x __m256):
+ *  element i of each 32-block goes to accumulator lane i % 32 (fma); GGML_F32x8_REDUCE adds
+ *  acc[0..8) += acc[16..24), acc[8..16) += acc[24..32), acc[0..8) += acc[8..16), then
+ *  t_i = a_i + a_{i+4}, (t0 + t1) + (t2 + t3). The k % 32 leftovers are added after: in f32
+ *  for vec_dot_f32, in f64 for vec_dot_f16 (`f64Tail`). Used for 1-row matmuls and attention. */
+export function dot32Vec(x: ArrayLike<number>, xo: number, w: ArrayLike<number>, wo: number, k: number, f64Tail: boolean): number {
+  const a = acc32;
+  a.fill(0);
+  const np = k - (k % 32);
+  for (let c = 0; c < np; c += 32) {
+    for (let l = 0; l < 32; l++) a[l] = x[xo + c + l]! * w[wo + c + l]! + a[l]!; // Float32Array store rounds (fma)
+  }
+  for (let l = 0; l < 8; l++) {
+    a[l] = a[l]! + a[l + 16]!; a[l + 8] = a[l + 8]! + a[l + 24]!;
+  }
+  for (let l = 0; l < 8; l++) a[l] = a[l]! + a[l + 8]!;
+  const t0 = fr(a[0]! + a[4]!), t1 = fr(a[1]! + a[5]!), t2 = fr(a[2]! + a[6]!), t3 = fr(a[3]! + a[7]!);
+  let s = fr(fr(t0 + t1) + fr(t2 + t3));
+  for (let c = np; c < k; c++) s = f64Tail ? s + fr(x[xo + c]! * w[wo + c]!) : fr(s + fr(x[xo + c]! * w[wo + c]!));
+  return s;
+}
 
 let scratch = new Float32Array(0);
 function scratchRow(n: number): Float32Array {
   if (scratch.length < n) scratch = new Float32Array(n);
   return scratch;
 }
+let actScratch = new Float32Array(0);
 
 function checkWeight(w: WeightTensor): number {
   const rb = rowBytes(w.dtype, w.cols);
@@ -24,15 +79,33 @@ function checkWeight(w: WeightTensor): number {
  *  per-call overhead off the hot loop. F32 weights at a 4-byte-aligned offset are read in place. */
 const CHUNK_ELEMS = 16384;
 
-/** out[m, w.rows] = x[m, w.cols] · wᵀ */
+/** How one output element is summed: ggml_compute_forward_mul_mat takes tinyBLAS
+ *  (llamafile_sgemm) for F32/F16 weights when src1 has >= 2 rows and k % 8 == 0, else the
+ *  vec_dot kernel of the type; quantized types are summed in f64 here (see the file comment). */
+type DotKind = "tiny" | "vec32" | "vec16" | "f64";
+function dotKind(t: GgmlType, m: number, k: number): DotKind {
+  if (t !== GgmlType.F32 && t !== GgmlType.F16) return "f64";
+  if (m >= 2 && k % 8 === 0) return "tiny";
+  return t === GgmlType.F32 ? "vec32" : "vec16";
+}
+
+/** out[m, w.rows] = q(x)[m, w.cols] · deq(w)ᵀ, q as GGML rounds activations for w's type */
 export function matmul(out: Float32Array, x: Float32Array, m: number, w: WeightTensor): void {
   const rb = checkWeight(w);
   const k = w.cols, n = w.rows;
   if (x.length < m * k) throw new ValidationError("matmul.x", x.length, `shorter than m*k = ${m}*${k}`);
   if (out.length < m * n) throw new ValidationError("matmul.out", out.length, `shorter than m*n = ${m}*${n}`);
   if (m === 0 || n === 0) return;
+  // activations rounded as GGML's vec_dot type for this weight type (see act-quant.ts)
+  const aq = activationQuant(w.dtype);
+  if (aq !== "none") {
+    if (actScratch.length < m * k) actScratch = new Float32Array(m * k);
+    quantizeActivations(aq, x, m, k, actScratch);
+    x = actScratch;
+  }
+  const kind = dotKind(w.dtype, m, k);
   if (w.dtype === GgmlType.F32 && w.data.byteOffset % 4 === 0) {
-    dotRows(out, x, m, k, n, new Float32Array(w.data.buffer, w.data.byteOffset, n * k), 0, n);
+    dotRows(out, x, m, k, n, new Float32Array(w.data.buffer, w.data.byteOffset, n * k), 0, n, kind);
     return;
   }
   const chunk = Math.max(1, Math.min(n, Math.floor(CHUNK_ELEMS / k)));
@@ -40,18 +113,20 @@ export function matmul(out: Float32Array, x: Float32Array, m: number, w: WeightT
   for (let j0 = 0; j0 < n; j0 += chunk) {
     const r = Math.min(chunk, n - j0);
     dequantizeRow(w.dtype, w.data.subarray(j0 * rb, (j0 + r) * rb), r * k, rows, 0);
-    dotRows(out, x, m, k, n, rows, j0, r);
+    dotRows(out, x, m, k, n, rows, j0, r, kind);
   }
 }
 
-/** out[i, j0 + j] = Σ_c x[i, c] · w[j, c] for j < r, with w rows [r, k] (f64 accumulation). */
-function dotRows(out: Float32Array, x: Float32Array, m: number, k: number, n: number, w: Float32Array, j0: number, r: number): void {
+/** out[i, j0 + j] = Σ_c x[i, c] · w[j, c] for j < r, with w rows [r, k], summed as `kind`. */
+function dotRows(out: Float32Array, x: Float32Array, m: number, k: number, n: number, w: Float32Array, j0: number, r: number, kind: DotKind): void {
   for (let j = 0; j < r; j++) {
     const wo = j * k;
     for (let i = 0; i < m; i++) {
+      const xo = i * k, o = i * n + j0 + j;
+      if (kind === "tiny") { out[o] = dot32Tiny(x, xo, w, wo, k); continue; }
+      if (kind !== "f64") { out[o] = dot32Vec(x, xo, w, wo, k, kind === "vec16"); continue; }
       // four partial sums (f64) let the JIT pipeline the loop; the tail is summed last
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0, c = 0;
-      const xo = i * k;
       for (; c + 3 < k; c += 4) {
         a0 += x[xo + c]! * w[wo + c]!;
         a1 += x[xo + c + 1]! * w[wo + c + 1]!;
@@ -59,11 +134,10 @@ function dotRows(out: Float32Array, x: Float32Array, m: number, k: number, n: nu
         a3 += x[xo + c + 3]! * w[wo + c + 3]!;
       }
       for (; c < k; c++) a0 += x[xo + c]! * w[wo + c]!;
-      out[i * n + j0 + j] = a0 + a1 + a2 + a3;
+      out[o] = a0 + a1 + a2 + a3;
     }
   }
 }
-
 /** out[i, :] = dequantized row ids[i] of table [vocab, hidden] */
 export function embedding(out: Float32Array, table: WeightTensor, ids: Int32Array): void {
   const rb = checkWeight(table);
