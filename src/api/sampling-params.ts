@@ -148,6 +148,18 @@ function checkGuide(f: string, v: unknown): void {
   for (const [k, g] of Object.entries(v)) {
     if (!(GUIDE_KEYS as readonly string[]).includes(k)) throw new UnknownOptionError(`${f}.${k}`, f, GUIDE_KEYS);
     if (g !== undefined && g !== null && g !== false) set.push(k);
+    if (g === undefined || g === null) continue;
+    const ok = k === "jsonObject" ? typeof g === "boolean"
+      : k === "json" || k === "structuralTag" ? typeof g === "string" || (typeof g === "object" && !Array.isArray(g))
+      : typeof g === "string";
+    if (!ok) throw new ValidationError(`${f}.${k}`, g, k === "jsonObject" ? "must be a boolean" : k === "json" || k === "structuralTag" ? "must be a string or an object" : "must be a string");
+    if (k === "json" && typeof g === "string") {
+      try {
+        JSON.parse(g);
+      } catch (e) {
+        throw new ValidationError(`${f}.json`, g, `not valid JSON: ${(e as Error).message}`);
+      }
+    }
   }
   if (set.length > 1) throw new ValidationError(f, set, "at most one guide may be set");
 }

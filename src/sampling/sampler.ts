@@ -10,6 +10,10 @@
 //   4. repetition / presence / frequency penalties (see processors.ts for what is counted);
 //   5. no_repeat_ngram_size;
 //   6. per-request logitsProcessor callbacks, in the order given;
+//   6b. guided decoding: the row's grammar bitmask (SamplingRow.tokenBitmask, see guided/) sets
+//      every token the grammar disallows to -inf. It runs last among the logit modifiers, right
+//      before greedy/temperature, so nothing after it can re-allow a token and greedy rows obey
+//      it too; if earlier steps banned every allowed token, the grammar wins (guided/mask.ts);
 //   -- the logits rows now hold the processed logits (modified in place: callers that need the
 //      raw logits, e.g. returnGenerationLogits, copy them before calling sample) --
 //   7. greedy rows: argmax (ties: lowest id). Done.
@@ -34,6 +38,7 @@ import {
 import { uniformAt, type RngKey } from "./rng.js";
 import { drawFull, drawTopK, DrawScratch } from "./draw.js";
 import { argmax } from "./select.js";
+import { applyTokenBitmask } from "./guided/mask.js";
 
 export interface SamplingRow {
   params: ResolvedSamplingParams;
@@ -49,6 +54,11 @@ export interface SamplingRow {
   /** computes `logprob` even without numLogprobs (always on when bestOf > n, for the ranking) */
   needLogprob?: boolean;
   requestId?: string | number;
+  /**
+   * Guided decoding: XGrammar bitmask for this step, Int32Array [ceil(vocab / 32)], bit t set =
+   * token t allowed (GuidedState.nextBitmask / computeBitmasks). Undefined: no grammar.
+   */
+  tokenBitmask?: Int32Array;
 }
 
 export interface SampleResult {
@@ -98,7 +108,7 @@ export class Sampler {
     return res;
   }
 
-  /** Steps 1-6 in place. */
+  /** Steps 1-6b in place. */
   private applyProcessors(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq): void {
     const p = r.params;
     if (p.embeddingBias) applyBias(row, vocab, p.embeddingBias);
@@ -119,6 +129,7 @@ export class Sampler {
       const ctx = { requestId: r.requestId, step: r.outputTokenIds.length };
       for (const fn of p.logitsProcessors) fn(row, ids, ctx);
     }
+    if (r.tokenBitmask) applyTokenBitmask(row, vocab, r.tokenBitmask);
   }
 
   /** Steps 8-12. */
@@ -133,11 +144,12 @@ export class Sampler {
   }
 }
 
-/** Whether steps 1-6 can change the row (then the raw row is kept for logprobs). */
+/** Whether steps 1-6b can change the row (then the raw row is kept for logprobs). */
 function modifiesLogits(p: ResolvedSamplingParams, r: SamplingRow): boolean {
   return p.embeddingBias !== undefined || p.badTokenIds.length > 0 || (r.badWordsIds?.length ?? 0) > 0
     || r.outputTokenIds.length < p.minTokens || p.repetitionPenalty !== 1 || p.presencePenalty !== 0
-    || p.frequencyPenalty !== 0 || p.noRepeatNgramSize > 0 || p.logitsProcessors.length > 0;
+    || p.frequencyPenalty !== 0 || p.noRepeatNgramSize > 0 || p.logitsProcessors.length > 0
+    || r.tokenBitmask !== undefined;
 }
 
 /**

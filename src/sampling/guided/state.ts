@@ -1,0 +1,91 @@
+// GuidedState: the grammar matcher of one sequence. Per step the engine (1) awaits nextBitmask()
+// for every guided row of the batch (computeBitmasks), (2) passes each mask to the Sampler in
+// SamplingRow.tokenBitmask, (3) calls accept(token) with the sampled token. Rows without a guide
+// have no state and cost nothing. When the grammar is complete and cannot continue, the mask
+// allows only the stop ids (EOS / stop tokens), so the request ends with a stop token.
+import { ValidationError } from "../../errors.js";
+import type { GuidedDecodingParams } from "../params.js";
+import type { GuidedCompiler } from "./compiler.js";
+import { loadXGrammar } from "./xgrammar-loader.js";
+import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
+
+export class GuidedState {
+  private disposed = false;
+  /** tokens accepted so far (rollback bound) */
+  private accepted = 0;
+
+  private constructor(private readonly matcher: GrammarMatcher, readonly vocabSize: number) {}
+
+  /**
+   * `stopTokenIds`: the ids that end this request (its endId and stopTokenIds); default the
+   * tokenizer's end-of-generation ids.
+   */
+  static async create(compiler: GuidedCompiler, g: GuidedDecodingParams, stopTokenIds?: readonly number[]): Promise<GuidedState> {
+    const compiled = await compiler.compile(g);
+    const stop = stopTokenIds && stopTokenIds.length > 0 ? [...new Set(stopTokenIds)] : undefined;
+    stop?.forEach((t) => {
+      if (!Number.isInteger(t) || t < 0 || t >= compiler.vocabSize) throw new ValidationError("stopTokenIds", t, `not in [0, ${compiler.vocabSize})`);
+    });
+    const { GrammarMatcher: M } = loadXGrammar();
+    const matcher = await M.createGrammarMatcher(compiled, stop, false);
+    return new GuidedState(matcher, compiler.vocabSize);
+  }
+
+  /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
+  nextBitmask(): Promise<Int32Array> {
+    this.check();
+    return this.matcher.getNextTokenBitmask();
+  }
+
+  /** Advances the matcher by `token`; false (state unchanged) when the grammar rejects it. */
+  accept(token: number): boolean {
+    this.check();
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) throw new ValidationError("token", token, `not in [0, ${this.vocabSize})`);
+    const ok = this.matcher.acceptToken(token);
+    if (ok) this.accepted++;
+    return ok;
+  }
+
+  /** The matcher accepted a stop token: the output is complete. */
+  isTerminated(): boolean {
+    this.check();
+    return this.matcher.isTerminated();
+  }
+
+  /** Undoes the last `n` accepted tokens (speculative decoding rejections, beam forks). */
+  rollback(n: number): void {
+    this.check();
+    if (!Number.isInteger(n) || n < 0 || n > this.accepted) throw new ValidationError("rollback", n, `must be an integer in [0, ${this.accepted}]`);
+    if (n === 0) return;
+    this.matcher.rollBack(n);
+    this.accepted -= n;
+  }
+
+  get numAccepted(): number {
+    return this.accepted;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.matcher.dispose();
+  }
+
+  private check(): void {
+    if (this.disposed) throw new ValidationError("GuidedState", "disposed", "used after dispose()");
+  }
+}
+
+/**
+ * The step's bitmasks for a batch: mask[i] for rows with a state, undefined for the others (they
+ * are not waited on for anything). Masks are computed one row after another inside the WASM
+ * engine (single-threaded).
+ */
+export async function computeBitmasks(states: readonly (GuidedState | undefined)[]): Promise<(Int32Array | undefined)[]> {
+  const out: (Int32Array | undefined)[] = new Array(states.length);
+  for (let i = 0; i < states.length; i++) {
+    const s = states[i];
+    out[i] = s && !s.isTerminated() ? await s.nextBitmask() : undefined;
+  }
+  return out;
+}

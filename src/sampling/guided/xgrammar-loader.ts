@@ -1,0 +1,38 @@
+// Loads XGrammar (npm `@mlc-ai/web-xgrammar`, the C++ engine compiled to WASM) in Node.
+//
+// Why a shim: the package ships one UMD bundle (lib/index.js) in a `"type": "module"` package, so
+// Node loads it as ESM, where the bundle's Emscripten prelude calls `require("url")` and reads
+// `__filename` (both undefined in ESM) and, on first use, runs `await import("module")` to get
+// `createRequire`. We compile the bundle's text as a CommonJS-style function instead (vm
+// compileFunction with exports/module/require/__filename/__dirname parameters), replacing the one
+// dynamic `import("module")` with `require("module")` (a dynamic import inside vm-compiled code
+// needs an experimental flag). Nothing is put on globalThis. The WASM binary is embedded in the
+// bundle; the binding initializes itself lazily on the first call (~30 ms).
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import vm from "node:vm";
+import type * as XG from "@mlc-ai/web-xgrammar";
+
+export type XGrammar = typeof XG;
+
+const DYNAMIC_IMPORT = "await import('module')";
+
+let loaded: XGrammar | undefined;
+
+/** The XGrammar module (loaded once per process). */
+export function loadXGrammar(): XGrammar {
+  if (loaded) return loaded;
+  const req = createRequire(import.meta.url);
+  const entry = req.resolve("@mlc-ai/web-xgrammar");
+  const src = readFileSync(entry, "utf8");
+  if (!src.includes(DYNAMIC_IMPORT)) {
+    throw new Error(`@mlc-ai/web-xgrammar: ${entry} no longer has the expected Emscripten prelude; update the loader shim`);
+  }
+  const patched = src.replace(DYNAMIC_IMPORT, "require('module')");
+  const fn = vm.compileFunction(patched, ["exports", "module", "require", "__filename", "__dirname"], { filename: entry });
+  const mod: { exports: Record<string, unknown> } = { exports: {} };
+  fn.call(undefined, mod.exports, mod, createRequire(entry), entry, dirname(entry));
+  loaded = mod.exports as unknown as XGrammar;
+  return loaded;
+}
