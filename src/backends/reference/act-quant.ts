@@ -34,21 +34,25 @@ function q8_0Block(x: Float32Array, off: number, out: Float32Array): void {
   for (let j = 0; j < 32; j++) out[off + j] = roundEven(Math.fround(x[off + j]! * id)) * dh;
 }
 
-/** Q8_K block of 256 (quantize_row_q8_K_ref): the value of largest magnitude maps to -127,
- *  iscale = -127 / max, q = min(127, nearest_int(iscale * x)) (ties to even), d = 1 / iscale (f32). */
-function q8_KBlock(x: Float32Array, off: number, out: Float32Array): void {
+/** Q8_K block of 256 (quantize_row_q8_K_ref, which x86 uses as is): the value of largest magnitude
+ *  maps to -127, iscale = -127 / max, q = min(127, nearest_int(iscale * x)) (ties to even),
+ *  d = 1 / iscale (f32). Writes the ints to qs[qo..qo+256) and returns d. */
+export function q8KInts(x: Float32Array, off: number, qs: Int8Array, qo: number): number {
   let amax = 0, max = 0;
   for (let j = 0; j < 256; j++) {
     const ax = Math.abs(x[off + j]!);
     if (ax > amax) { amax = ax; max = x[off + j]!; }
   }
-  if (amax === 0) { out.fill(0, off, off + 256); return; }
+  if (amax === 0) { qs.fill(0, qo, qo + 256); return 0; }
   const iscale = Math.fround(-127 / max);
-  const d = Math.fround(1 / iscale);
-  for (let j = 0; j < 256; j++) {
-    const q = Math.min(127, roundEven(Math.fround(iscale * x[off + j]!)));
-    out[off + j] = Math.fround(q * d);
-  }
+  for (let j = 0; j < 256; j++) qs[qo + j] = Math.min(127, roundEven(Math.fround(iscale * x[off + j]!)));
+  return Math.fround(1 / iscale);
+}
+
+const q8KScratch = new Int8Array(256);
+function q8_KBlock(x: Float32Array, off: number, out: Float32Array): void {
+  const d = q8KInts(x, off, q8KScratch, 0);
+  for (let j = 0; j < 256; j++) out[off + j] = Math.fround(q8KScratch[j]! * d);
 }
 
 function roundEven(v: number): number {

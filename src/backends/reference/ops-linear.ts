@@ -12,7 +12,8 @@ import { GgmlType, rowBytes } from "../dtypes.js";
 import type { WeightTensor } from "../backend.js";
 import { ValidationError } from "../../errors.js";
 import { dequantizeRow } from "./quant.js";
-import { activationQuant, quantizeActivations } from "./act-quant.js";
+import { activationQuant, quantizeActivations, q8KInts } from "./act-quant.js";
+import { f16ToF32 } from "./f16.js";
 
 const fr = Math.fround;
 
@@ -96,6 +97,7 @@ export function matmul(out: Float32Array, x: Float32Array, m: number, w: WeightT
   if (x.length < m * k) throw new ValidationError("matmul.x", x.length, `shorter than m*k = ${m}*${k}`);
   if (out.length < m * n) throw new ValidationError("matmul.out", out.length, `shorter than m*n = ${m}*${n}`);
   if (m === 0 || n === 0) return;
+  if (w.dtype === GgmlType.Q6_K) { matmulQ6K(out, x, m, w, rb); return; }
   // activations rounded as GGML's vec_dot type for this weight type (see act-quant.ts)
   const aq = activationQuant(w.dtype);
   if (aq !== "none") {
@@ -138,6 +140,52 @@ function dotRows(out: Float32Array, x: Float32Array, m: number, k: number, n: nu
     }
   }
 }
+/** Q6_K weights, exactly ggml_vec_dot_q6_K_q8_K (arch/x86/quants.c, AVX2), which ggml uses for
+ *  every row count (no tinyBLAS or repack kernel for Q6_K on AVX2): per 256-block, eight int32
+ *  lanes; lane L sums sc·q6·q8 over the elements e with e % 32 in [4L, 4L+4) (maddubs + madd of
+ *  the 32-byte loads) minus 32·sc·q8 over the elements of 16-groups 2L, 2L+1 (bsums · scales);
+ *  then acc[L] = fma(f32(d_x · d_w), f32(sumi[L]), acc[L]) over blocks and hsum_float_8. */
+function matmulQ6K(out: Float32Array, x: Float32Array, m: number, w: WeightTensor, rb: number): void {
+  const k = w.cols, n = w.rows, nb = k / 256;
+  const qs = new Int8Array(m * k), ds = new Float32Array(m * nb);
+  for (let i = 0; i < m; i++) for (let b = 0; b < nb; b++) ds[i * nb + b] = q8KInts(x, i * k + b * 256, qs, i * k + b * 256);
+  const q6 = new Int32Array(k), sc = new Int32Array(k / 16), dw = new Float32Array(nb);
+  const sumi = new Int32Array(8), acc = new Float32Array(8);
+  const bytes = w.data;
+  for (let j = 0; j < n; j++) {
+    for (let b = 0; b < nb; b++) decodeQ6K(bytes, j * rb + b * 210, q6, sc, b, dw);
+    for (let i = 0; i < m; i++) {
+      acc.fill(0);
+      for (let b = 0; b < nb; b++) {
+        sumi.fill(0);
+        const e0 = b * 256, xo = i * k + e0;
+        for (let e = 0; e < 256; e++) {
+          const s = sc[(e0 + e) >> 4]!, q8 = qs[xo + e]!;
+          sumi[(e & 31) >> 2] += s * q6[e0 + e]! * q8;
+          sumi[e >> 5] -= 32 * s * q8;
+        }
+        const d = fr(ds[i * nb + b]! * dw[b]!);
+        for (let l = 0; l < 8; l++) acc[l] = d * fr(sumi[l]!) + acc[l]!; // Float32Array store: fma
+      }
+      const t0 = fr(acc[0]! + acc[4]!), t1 = fr(acc[1]! + acc[5]!), t2 = fr(acc[2]! + acc[6]!), t3 = fr(acc[3]! + acc[7]!);
+      out[i * n + j] = fr(t0 + t2) + fr(t1 + t3);
+    }
+  }
+}
+
+/** One Q6_K block (ql[128], qh[64], scales[16] int8, d f16) at byte o: unsigned 6-bit values
+ *  (0..63, the -32 offset is applied by the caller) into q6[b*256..], scales into sc[b*16..], d. */
+function decodeQ6K(bytes: Uint8Array, o: number, q6: Int32Array, sc: Int32Array, b: number, dw: Float32Array): void {
+  for (let e = 0; e < 256; e++) {
+    const h = e >> 7, t = (e & 127) >> 5, l = e & 31;
+    const qlb = bytes[o + h * 64 + (t & 1) * 32 + l]!;
+    const nib = t < 2 ? qlb & 15 : qlb >> 4;
+    q6[b * 256 + e] = nib | (((bytes[o + 128 + h * 32 + l]! >> (2 * t)) & 3) << 4);
+  }
+  for (let g = 0; g < 16; g++) sc[b * 16 + g] = (bytes[o + 192 + g]! << 24) >> 24;
+  dw[b] = f16ToF32(bytes[o + 208]! | (bytes[o + 209]! << 8));
+}
+
 /** out[i, :] = dequantized row ids[i] of table [vocab, hidden] */
 export function embedding(out: Float32Array, table: WeightTensor, ids: Int32Array): void {
   const rb = checkWeight(table);
