@@ -6,7 +6,9 @@ import type { Request, SeqDelta } from "./request.js";
 
 export class RequestGroup {
   readonly seqs: Request[] = [];
+  firstScheduledTime: number | null = null;
   firstTokenTime: number | null = null;
+  lastTokenTime: number | null = null;
   numPreemptions = 0;
 
   constructor(
@@ -53,7 +55,8 @@ export class RequestGroup {
       metrics: {
         numPromptTokens: this.promptTokenIds.length, numCachedTokens: first.numCachedTokens ?? 0,
         numGeneratedTokens: this.seqs.reduce((a, s) => a + s.output.tokenIds.length, 0),
-        arrivalTime: this.arrivalTime, firstTokenTime: this.firstTokenTime, finishTime: now, numPreemptions: this.numPreemptions,
+        arrivalTime: this.arrivalTime, firstScheduledTime: this.firstScheduledTime, firstTokenTime: this.firstTokenTime,
+        lastTokenTime: this.lastTokenTime, finishTime: now, numPreemptions: this.numPreemptions,
       },
     };
   }

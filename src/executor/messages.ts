@@ -45,9 +45,11 @@ export interface RequestMetrics {
   /** prompt tokens served from the prefix cache at first admission (OpenAI `cached_tokens`) */
   numCachedTokens: number;
   numGeneratedTokens: number;
-  /** ms since the epoch */
+  /** ms since the epoch (all four): submission, first admission, first and last sampled token */
   arrivalTime: number;
+  firstScheduledTime: number | null;
   firstTokenTime: number | null;
+  lastTokenTime: number | null;
   finishTime: number;
   /** times the request was preempted (MAX_UTILIZATION) */
   numPreemptions: number;

@@ -95,6 +95,9 @@ export class ExecutorCore {
       throw new ValidationError("requestId", sub.requestId, "is already in flight");
     }
     this.maxNewTokens(sub);
+    if (sub.params.bestOf > this.limits.maxBatchSize) {
+      throw new ValidationError("bestOf", sub.params.bestOf, `exceeds maxBatchSize (${this.limits.maxBatchSize})`);
+    }
     this.incoming.push({ sub, time: Date.now() });
   }
 
@@ -216,6 +219,7 @@ export class ExecutorCore {
       for (const r of out.admittedRequests as Request[]) {
         r.state = RequestState.CONTEXT_INIT;
         r.numCachedTokens ??= this.kv.numCachedTokens(r.id);
+        this.groups.get(r.requestId)!.firstScheduledTime ??= Date.now();
         this.running.push(r);
       }
     }
@@ -263,7 +267,8 @@ export class ExecutorCore {
         if (!r) continue;
         if (req.state === RequestState.CONTEXT_INIT) req.state = RequestState.GENERATION_IN_PROGRESS;
         const g = this.groups.get(req.requestId)!;
-        g.firstTokenTime ??= Date.now();
+        g.lastTokenTime = Date.now();
+        g.firstTokenTime ??= g.lastTokenTime;
         const d = req.appendToken(r);
         if (g.streamsDeltas) deltas.push(g.delta(req, d));
       } catch (error) {

@@ -136,6 +136,18 @@ describe("ExecutorCore step loop", () => {
     assert.equal(stats.at(-1)!.kvCacheStats.usedNumBlocks, 0);
   });
 
+  test("per-request times are ordered: arrival <= first scheduled <= first token <= last token <= finish", () => {
+    const { core } = makeCore({ numBlocks: 64 });
+    core.submit(sub(prompt(50, 6), { maxTokens: 4 }));
+    const [f] = drain(core);
+    const m = f!.metrics;
+    assert.ok(m.firstScheduledTime !== null && m.firstTokenTime !== null && m.lastTokenTime !== null);
+    assert.ok(m.arrivalTime <= m.firstScheduledTime! && m.firstScheduledTime! <= m.firstTokenTime!);
+    assert.ok(m.firstTokenTime! <= m.lastTokenTime! && m.lastTokenTime! <= m.finishTime);
+    assert.equal(m.numGeneratedTokens, 4);
+    assert.equal(m.numPromptTokens, 6);
+  });
+
   test("prefix hits attach cached blocks (cached tokens counted) and keep the tokens right", () => {
     const { core, kv } = makeCore({ numBlocks: 64 });
     const p = prompt(9, 14);
@@ -247,6 +259,7 @@ describe("ExecutorCore step loop", () => {
     assert.throws(() => core.submit(sub(prompt(1, 256), { maxTokens: 2 })), field("prompt"));
     assert.throws(() => core.submit(sub(prompt(1, 10), { maxTokens: 30 })), field("maxTokens")); // 40 tokens > 32 slots
     assert.throws(() => core.submit(sub(prompt(1, 10), { maxTokens: 15 })), /recomputed in one step/); // 10 + 15 - 1 > 20
+    assert.throws(() => core.submit(sub(prompt(1, 10), { maxTokens: 5, n: 9, temperature: 1 })), field("bestOf")); // > maxBatchSize 8
     const s = sub(prompt(1, 10), { maxTokens: 5 });
     core.submit(s);
     assert.throws(() => core.submit(s), field("requestId"));

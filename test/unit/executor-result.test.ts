@@ -6,7 +6,7 @@ import { CheckpointError, TllmError, ValidationError } from "../../src/errors.js
 import { fromWire, toWire, type DeltaMsg, type FinalOutput } from "../../src/executor/messages.js";
 import { GenerationResult, type StreamOutput } from "../../src/executor/result.js";
 
-const metrics = { numPromptTokens: 2, numCachedTokens: 0, numGeneratedTokens: 2, arrivalTime: 0, firstTokenTime: 1, finishTime: 2, numPreemptions: 0 };
+const metrics = { numPromptTokens: 2, numCachedTokens: 0, numGeneratedTokens: 2, arrivalTime: 0, firstScheduledTime: 1, firstTokenTime: 1, lastTokenTime: 2, finishTime: 2, numPreemptions: 0 };
 
 function delta(index: number, token: number, text: string, finishReason: DeltaMsg["finishReason"] = null): DeltaMsg {
   return { requestId: 7, index, tokenIds: [token], text, logprobs: null, cumulativeLogprob: -1, finishReason, stopReason: null };
