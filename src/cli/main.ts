@@ -9,12 +9,16 @@ import { GENERATE_HELP, runGenerate } from "./generate.js";
 import { INSPECT_HELP, runInspect } from "./inspect.js";
 import { BENCH_HELP, runBench } from "./bench.js";
 import { EVAL_HELP, runEval } from "./eval.js";
+import { SERVE_HELP, runServe } from "./serve.js";
+import { CHAT_HELP, runChat } from "./chat.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string; summary: string }> = {
   generate: { run: runGenerate, help: GENERATE_HELP, summary: "generate text for a prompt, streamed to stdout" },
   inspect: { run: runInspect, help: INSPECT_HELP, summary: "describe a model file: architecture, dims, tensor types, tokenizer" },
   bench: { run: runBench, help: BENCH_HELP, summary: "benchmark: prepare-dataset, throughput, latency, serve (trtllm-bench)" },
   eval: { run: runEval, help: EVAL_HELP, summary: "accuracy: perplexity (+KL divergence), mmlu, gsm8k, json_mode_eval" },
+  serve: { run: runServe, help: SERVE_HELP, summary: "OpenAI-compatible HTTP server (completions, chat, metrics)" },
+  chat: { run: runChat, help: CHAT_HELP, summary: "interactive chat in the terminal" },
 };
 
 function helpText(): string {

@@ -1,0 +1,229 @@
+// /v1/completions and /v1/chat/completions: response bodies in OpenAI's shapes, plain or as SSE
+// chunks ending in `data: [DONE]`. Choices are numbered prompt-major: index = prompt * n + output.
+import type { ServerResponse } from "node:http";
+import type { StreamEvent } from "../api/llm.js";
+import type { CompletionOutput, RequestOutput } from "../api/request-output.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
+import {
+  cachedTokens, checkModel, finishJob, makeJob, requestId, runJob, type Job, type JobTiming, type ServeContext,
+} from "./generate.js";
+import type { ChatRequest, CompletionRequest } from "./protocol.js";
+import { forcedToolCalls, parseToolCalls, toolChoiceGuide, type ToolCall } from "./tools.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+const tokenText = (tok: Tokenizer, id: number): string => utf8.decode(tok.tokenBytes(id));
+
+function usage(outs: RequestOutput[]): Record<string, unknown> {
+  const prompt = outs.reduce((a, o) => a + o.promptTokenIds.length, 0);
+  const completion = outs.reduce((a, o) => a + o.outputs.reduce((b, c) => b + c.tokenIds.length, 0), 0);
+  const cached = outs.reduce((a, o) => a + cachedTokens(o), 0);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
+}
+
+/** Sorted top entries of one position's logprobs (rank order), at most k. */
+function topOf(lp: Map<number, { logprob: number; rank: number }>, k: number): [number, number][] {
+  return [...lp.entries()].sort((a, b) => a[1].rank - b[1].rank).slice(0, k).map(([id, l]) => [id, l.logprob]);
+}
+
+function completionLogprobs(tok: Tokenizer, c: CompletionOutput, k: number, offset0: number): unknown {
+  if (!c.logprobs) return null;
+  const tokens: string[] = [], lps: number[] = [], tops: Record<string, number>[] = [], offsets: number[] = [];
+  let off = offset0;
+  c.tokenIds.forEach((id, j) => {
+    const m = c.logprobs![j] ?? new Map();
+    const t = tokenText(tok, id);
+    tokens.push(t);
+    lps.push(m.get(id)?.logprob ?? NaN);
+    tops.push(Object.fromEntries(topOf(m, k).map(([tid, l]) => [tokenText(tok, tid), l])));
+    offsets.push(off);
+    off += t.length;
+  });
+  return { tokens, token_logprobs: lps, top_logprobs: tops, text_offset: offsets };
+}
+
+function chatLogprobs(tok: Tokenizer, c: CompletionOutput, k: number): unknown {
+  if (!c.logprobs) return null;
+  const entry = (id: number, logprob: number) => {
+    const bytes = [...tok.tokenBytes(id)];
+    return { token: tokenText(tok, id), logprob, bytes };
+  };
+  return {
+    content: c.tokenIds.map((id, j) => {
+      const m = c.logprobs![j] ?? new Map();
+      return { ...entry(id, m.get(id)?.logprob ?? NaN), top_logprobs: topOf(m, k).map(([tid, l]) => entry(tid, l)) };
+    }),
+  };
+}
+
+class Sse {
+  constructor(private readonly res: ServerResponse) {
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    res.flushHeaders();
+  }
+  send(obj: unknown): void {
+    if (!this.res.writableEnded && !this.res.destroyed) this.res.write(`data: ${JSON.stringify(obj)}\n\n`);
+  }
+  done(): void {
+    if (!this.res.writableEnded && !this.res.destroyed) this.res.end("data: [DONE]\n\n");
+  }
+}
+
+function sendJson(res: ServerResponse, body: unknown): void {
+  const s = JSON.stringify(body);
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(s) });
+  res.end(s);
+}
+
+/** Runs `job`, streaming through `chunk(i, ev)` when given; always logs and records metrics. */
+async function execute(ctx: ServeContext, job: Job, signal: AbortSignal, onEvent?: (i: number, ev: StreamEvent) => void): Promise<RequestOutput[]> {
+  const timing: JobTiming = { firstToken: null, started: 0 };
+  const outs = await runJob(ctx, job, signal, onEvent, timing);
+  finishJob(ctx, job, outs, timing);
+  return outs;
+}
+
+/** A failure after the SSE headers went out: an error event, then [DONE]. */
+function streamFailure(ctx: ServeContext, sse: Sse, job: Job, e: unknown): void {
+  const he = toHttpError(e);
+  ctx.log(he.status >= 500 ? "error" : "warn", `${job.id} failed: ${he.message}`);
+  sse.send(errorBody(he));
+  sse.done();
+}
+
+export async function handleCompletion(ctx: ServeContext, req: CompletionRequest, res: ServerResponse, signal: AbortSignal, arrival: number): Promise<void> {
+  checkModel(ctx, req.model);
+  const tok = ctx.engine.llm.tokenizer;
+  const addSpecial = req.params.addSpecialTokens ?? true;
+  const prompts = await Promise.all(req.prompts.map(async (p) => "text" in p
+    ? { ids: await tok.encode(p.text, { addSpecialTokens: addSpecial }), text: p.text }
+    : { ids: p.ids, text: tok.decode(p.ids) }));
+  prompts.forEach((p, i) => { if (p.ids.length === 0) throw badRequest("prompt", `prompt ${i} is empty (no tokens)`); });
+  if (req.echo && req.logprobs !== null) throw new HttpError(501, "echo with logprobs (prompt logprobs) is not supported", "echo", "NotImplementedError");
+  if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");
+  const id = requestId("cmpl");
+  const job = makeJob(ctx, req, id, arrival, prompts, req.guided, "response_format");
+  const n = job.params.n ?? 1;
+  const created = Math.floor(Date.now() / 1000);
+  const model = req.model ?? ctx.modelNames[0]!;
+  const base = { id, object: "text_completion", created, model };
+  if (!req.stream) {
+    const outs = await execute(ctx, job, signal);
+    const choices = outs.flatMap((o, i) => o.outputs.map((c) => ({
+      index: i * n + c.index, text: (req.echo ? prompts[i]!.text : "") + c.text,
+      logprobs: req.logprobs === null ? null : completionLogprobs(tok, c, req.logprobs, 0),
+      finish_reason: c.finishReason, stop_reason: c.stopReason, token_ids: c.tokenIds,
+    })));
+    sendJson(res, { ...base, choices, usage: usage(outs) });
+    return;
+  }
+  const sse = new Sse(res);
+  const sent = new Map<number, string>();
+  const emit = (index: number, text: string, finish: string | null = null, stop: unknown = null) => {
+    sent.set(index, (sent.get(index) ?? "") + text);
+    sse.send({ ...base, choices: [{ index, text, logprobs: null, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+  };
+  if (req.echo) prompts.forEach((p, i) => { for (let k = 0; k < n; k++) emit(i * n + k, p.text); });
+  try {
+    const outs = await execute(ctx, job, signal, (i, ev) => { if (ev.textDelta) emit(i * n + ev.index, ev.textDelta); });
+    outs.forEach((o, i) => o.outputs.forEach((c) => {
+      const index = i * n + c.index;
+      const full = (req.echo ? prompts[i]!.text : "") + c.text, have = sent.get(index) ?? "";
+      emit(index, full.startsWith(have) ? full.slice(have.length) : "", c.finishReason ?? "stop", c.stopReason);
+    }));
+    if (req.includeUsage) sse.send({ ...base, choices: [], usage: usage(outs) });
+    sse.done();
+  } catch (e) {
+    streamFailure(ctx, sse, job, e);
+  }
+}
+
+/** The chat prompt text: the template with messages, tools and per-request kwargs. */
+function renderChat(ctx: ServeContext, req: ChatRequest): string {
+  const template = req.chatTemplate ?? ctx.chatTemplate;
+  if (!template) throw badRequest("messages", "the model has no chat template (start the server with --chat-template FILE, or pass chat_template)");
+  const tok = ctx.engine.llm.tokenizer;
+  const tools = req.toolChoice === "none" || req.tools.length === 0 ? undefined
+    : req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
+  return tok.applyChatTemplate(req.messages, {
+    template, addGenerationPrompt: req.addGenerationPrompt, extra: req.templateKwargs, ...(tools ? { tools } : {}),
+  });
+}
+
+interface ChatChoiceOut { content: string | null; calls: ToolCall[] }
+
+function chatOutcome(req: ChatRequest, text: string): ChatChoiceOut {
+  if (req.toolChoice === "none" || req.tools.length === 0) return { content: text, calls: [] };
+  if (req.toolChoice === "auto") {
+    const p = parseToolCalls(text, req.tools);
+    return { content: p.content, calls: p.calls };
+  }
+  return { content: null, calls: forcedToolCalls(req.toolChoice, text) };
+}
+
+export async function handleChat(ctx: ServeContext, req: ChatRequest, res: ServerResponse, signal: AbortSignal, arrival: number): Promise<void> {
+  checkModel(ctx, req.model);
+  const tok = ctx.engine.llm.tokenizer;
+  let text: string;
+  try {
+    text = renderChat(ctx, req);
+  } catch (e) {
+    throw toHttpError(e);
+  }
+  const ids = await tok.encode(text, { addSpecialTokens: req.params.addSpecialTokens ?? false });
+  if (ids.length === 0) throw badRequest("messages", "the rendered prompt is empty (no tokens)");
+  if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");
+  const toolGuide = toolChoiceGuide(req.toolChoice, req.tools);
+  if (toolGuide && req.guided) throw badRequest("response_format", "cannot be combined with tool_choice 'required' or a named tool");
+  const id = requestId("chatcmpl");
+  const job = makeJob(ctx, req, id, arrival, [{ ids, text }], toolGuide ?? req.guided, toolGuide ? "tool_choice" : "response_format");
+  const created = Math.floor(Date.now() / 1000);
+  const base = { id, object: "chat.completion", created, model: req.model ?? ctx.modelNames[0]! };
+  const finishOf = (c: CompletionOutput, o: ChatChoiceOut) => (o.calls.length && c.finishReason === "stop" ? "tool_calls" : c.finishReason);
+  if (!req.stream) {
+    const [out] = await execute(ctx, job, signal);
+    const choices = out!.outputs.map((c) => {
+      const o = chatOutcome(req, c.text);
+      const message = { role: "assistant", content: o.content, ...(o.calls.length ? { tool_calls: o.calls } : {}) };
+      return { index: c.index, message, logprobs: req.logprobs === null ? null : chatLogprobs(tok, c, req.logprobs), finish_reason: finishOf(c, o), stop_reason: c.stopReason };
+    });
+    sendJson(res, { ...base, choices, usage: usage([out!]) });
+    return;
+  }
+  await streamChat(ctx, req, job, res, signal, base, finishOf);
+}
+
+/** Chat SSE: role first, then content deltas; with tools active the text is held to the end and
+ *  sent as tool_calls (or as content when it holds no call). */
+async function streamChat(ctx: ServeContext, req: ChatRequest, job: Job, res: ServerResponse, signal: AbortSignal,
+  base0: Record<string, unknown>, finishOf: (c: CompletionOutput, o: ChatChoiceOut) => string | null): Promise<void> {
+  const base = { ...base0, object: "chat.completion.chunk" };
+  const sse = new Sse(res);
+  const n = job.params.n ?? 1;
+  const holdText = req.toolChoice !== "none" && req.tools.length > 0;
+  const sent = new Map<number, string>();
+  const delta = (index: number, d: Record<string, unknown>, finish: string | null = null, stop: unknown = null) =>
+    sse.send({ ...base, choices: [{ index, delta: d, logprobs: null, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+  for (let k = 0; k < n; k++) delta(k, { role: "assistant", content: "" });
+  try {
+    const [out] = await execute(ctx, job, signal, (_i, ev) => {
+      if (holdText || !ev.textDelta) return;
+      sent.set(ev.index, (sent.get(ev.index) ?? "") + ev.textDelta);
+      delta(ev.index, { content: ev.textDelta });
+    });
+    for (const c of out!.outputs) {
+      const o = holdText ? chatOutcome(req, c.text) : { content: c.text, calls: [] };
+      const have = sent.get(c.index) ?? "";
+      if (o.calls.length) {
+        delta(c.index, { tool_calls: o.calls.map((call, j) => ({ index: j, ...call })) });
+      } else if (o.content && o.content.length > have.length && o.content.startsWith(have)) {
+        delta(c.index, { content: o.content.slice(have.length) });
+      }
+      delta(c.index, {}, finishOf(c, o) ?? "stop", c.stopReason);
+    }
+    if (req.includeUsage) sse.send({ ...base, choices: [], usage: usage([out!]) });
+    sse.done();
+  } catch (e) {
+    streamFailure(ctx, sse, job, e);
+  }
+}
