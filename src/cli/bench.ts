@@ -145,15 +145,23 @@ export function createBatchingSend(llm: LLM): SendFn {
   let running = false;
   const runBatch = async (batch: Pending[]): Promise<void> => {
     let base = -1; // the wave's first request id: prompt 0 samples first, ids are consecutive in list order
+    const counts = new Array<number>(batch.length).fill(0);
     const onStream = (ev: StreamEvent): void => {
       if (base < 0) base = ev.requestId;
-      if (ev.token >= 0) batch[ev.requestId - base]?.onToken(1);
+      const i = ev.requestId - base, p = batch[i];
+      if (!p) return;
+      if (ev.token >= 0) {
+        counts[i]!++;
+        p.onToken(1);
+      }
+      // token-id prompts end when their stream ends (text prompts need the tokenized length: at the end)
+      if (ev.finished && p.item.inputIds) p.ok({ outputTokens: counts[i]!, inputTokens: p.item.inputIds.length });
     };
     const outs = await llm.generate(batch.map((p) => p.item.inputIds ?? p.item.prompt!),
       batch.map((p) => ({ maxTokens: p.item.outputTokens, ignoreEos: true, temperature: 0 })), { onStream });
     outs.forEach((o, i) => {
       if (o.requestId !== base + i) throw new Error(`request id ${o.requestId} out of order (expected ${base + i})`);
-      batch[i]!.ok({ outputTokens: o.outputs[0]!.tokenIds.length, inputTokens: o.promptTokenIds.length });
+      batch[i]!.ok({ outputTokens: o.outputs[0]!.tokenIds.length, inputTokens: o.promptTokenIds.length }); // no-op when settled
     });
   };
   const pump = (): void => {
@@ -214,9 +222,9 @@ async function report(v: V, run: BenchmarkRun, info: BenchInfo, title: string): 
 }
 
 async function benchInProcess(v: V, mode: "throughput" | "latency"): Promise<number> {
+  const args = engineArgs(v); // usage errors before any file is read
   const datasetPath = need(v, "dataset", "a JSONL file from prepare-dataset");
   const dataset = await readDatasetJsonl(datasetPath);
-  const args = engineArgs(v);
   const llm = new LLM(args);
   try {
     await llm.ready();
