@@ -55,12 +55,19 @@ export class ServeEngine {
     this.fallbackTotalBlocks = Math.floor(tokens / this.tokensPerBlock);
   }
 
-  /** Whether the guided-decoding module ([sampling]'s src/sampling/guided) is present in this build. */
-  static async detectGuided(): Promise<boolean> {
+  /**
+   * Whether guided decoding is enforced by this engine: the module ([sampling]'s src/sampling/guided)
+   * must load, and a probe must come back constrained (3 tokens under the regex [0-9]+; a model
+   * that ignored the guide would all but never emit only digits). A module that is present but not
+   * wired into the generation loop therefore reads as unavailable, and requests get a 501.
+   */
+  static async detectGuided(llm: LLM): Promise<boolean> {
     const spec = "../sampling/guided/index.js"; // not a literal: the module lands separately
     try {
       await import(spec);
-      return true;
+      const ids = await llm.tokenizer.encode("Numbers:", { addSpecialTokens: true });
+      const out = await llm.generateAsync(ids, { maxTokens: 3, temperature: 0, guidedDecoding: { regex: "[0-9]+" } }).result;
+      return /^[0-9]+$/.test(out.outputs[0]!.text);
     } catch {
       return false;
     }

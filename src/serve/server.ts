@@ -97,7 +97,7 @@ export class TllmServer {
 
   /** Starts listening; `llm` must be loaded (LLM.create). */
   static async start(llm: LLM, opts: ServeOptions = {}): Promise<TllmServer> {
-    const engine = new ServeEngine(llm, opts.maxQueueSize ?? 1024, await ServeEngine.detectGuided());
+    const engine = new ServeEngine(llm, opts.maxQueueSize ?? 1024, await ServeEngine.detectGuided(llm));
     const s = new TllmServer(llm, engine, opts);
     await new Promise<void>((ok, fail) => {
       s.http.once("error", fail);

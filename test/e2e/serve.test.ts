@@ -1,0 +1,251 @@
+// `tllm serve` as a real process, driven by the official `openai` npm client: completions and chat,
+// streaming and not, n, logprobs, stop strings, usage vs /tokenize, greedy equality with the
+// in-process LLM (sequential and under 64 concurrent streams), /metrics counters, and structured
+// output / forced tool calls when the engine enforces guided decoding. The reference backend
+// (exact and batch-invariant) is used on both sides, so token equality is exact.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { LLM } from "../../src/api/llm.js";
+import { fixtureModel, metric, post, scrape, startServer, writeServeFiles, type ServerProc } from "./serve-helpers.js";
+
+const NAME = "tiny";
+const PROMPTS = ["The quick brown fox", "Once upon a time", "1 2 3 4", "Hello, my name is", "In the beginning", "def main():", "Paris is", "Roses are red"];
+let server: ServerProc;
+let client: OpenAI;
+let llm: LLM;
+let guided = false;
+
+before(async () => {
+  const model = await fixtureModel();
+  const files = writeServeFiles(join(tmpdir(), `tllm-serve-${process.pid}`));
+  server = await startServer(model, ["--config", files.config, "--chat-template", files.template, "--served-model-name", NAME]);
+  guided = /guided decoding on/.test(server.log());
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  llm = await LLM.create({ model, backend: "reference", maxSeqLen: 256 });
+});
+
+after(async () => {
+  const code = await server?.stop();
+  await llm?.shutdown();
+  assert.equal(code, 0, "server exits 0 on SIGTERM");
+});
+
+const tokenize = async (body: unknown): Promise<number> => (await post(server.url, "/tokenize", body)).json.count as number;
+// ignore_eos keeps lengths exact (a random model may sample EOS)
+const extra = { ignore_eos: true } as Record<string, unknown>;
+
+describe("completions", () => {
+  test("non-streaming: text, token ids and usage agree with /tokenize and max_tokens", async () => {
+    const r = await client.completions.create({ model: NAME, prompt: PROMPTS[0]!, max_tokens: 7, temperature: 0, ...extra });
+    assert.equal(r.object, "text_completion");
+    assert.match(r.id, /^cmpl-/);
+    assert.equal(r.choices.length, 1);
+    assert.equal(r.choices[0]!.finish_reason, "length");
+    assert.equal(r.usage!.prompt_tokens, await tokenize({ prompt: PROMPTS[0] }));
+    assert.equal(r.usage!.completion_tokens, 7);
+    assert.equal(r.usage!.total_tokens, r.usage!.prompt_tokens + 7);
+    const ids = (r.choices[0] as unknown as { token_ids: number[] }).token_ids;
+    assert.equal(ids.length, 7);
+    const detok = await post(server.url, "/detokenize", { tokens: ids });
+    assert.equal(detok.json.prompt, r.choices[0]!.text);
+  });
+
+  test("streaming: the chunks add up to the non-streamed text; usage last; finish_reason set", async () => {
+    const plain = await client.completions.create({ model: NAME, prompt: PROMPTS[1]!, max_tokens: 9, temperature: 0, ...extra });
+    const stream = await client.completions.create({ model: NAME, prompt: PROMPTS[1]!, max_tokens: 9, temperature: 0, stream: true, stream_options: { include_usage: true }, ...extra });
+    let text = "", finish: string | null = null, usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) { text += ch.text; finish = ch.finish_reason ?? finish; }
+    }
+    assert.equal(text, plain.choices[0]!.text);
+    assert.equal(finish, "length");
+    assert.deepEqual([usage?.prompt_tokens, usage?.completion_tokens], [plain.usage!.prompt_tokens, 9]);
+  });
+
+  test("token-id prompts and prompt lists: one choice per prompt, usage sums over prompts", async () => {
+    const ids = (await post(server.url, "/tokenize", { prompt: PROMPTS[2] })).json.tokens as number[];
+    const r = await client.completions.create({ model: NAME, prompt: [ids, ids], max_tokens: 3, temperature: 0, ...extra });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1]);
+    assert.equal(r.choices[0]!.text, r.choices[1]!.text);
+    assert.equal(r.usage!.prompt_tokens, 2 * ids.length);
+    const byText = await client.completions.create({ model: NAME, prompt: PROMPTS[2]!, max_tokens: 3, temperature: 0, ...extra });
+    assert.equal(byText.choices[0]!.text, r.choices[0]!.text);
+  });
+
+  test("n=3 sampled: three choices, each max_tokens long; completion_tokens sums them", async () => {
+    const r = await client.completions.create({ model: NAME, prompt: PROMPTS[3]!, max_tokens: 5, n: 3, temperature: 1, seed: 11, ...extra });
+    assert.deepEqual(r.choices.map((c) => c.index).sort(), [0, 1, 2]);
+    assert.equal(r.usage!.completion_tokens, 15);
+    const s = await client.completions.create({ model: NAME, prompt: PROMPTS[3]!, max_tokens: 5, n: 3, temperature: 1, seed: 11, stream: true, ...extra });
+    const seen = new Set<number>();
+    for await (const c of s) for (const ch of c.choices) seen.add(ch.index);
+    assert.deepEqual([...seen].sort(), [0, 1, 2]);
+  });
+
+  test("logprobs: one entry per token, top-k ranked, the greedy token is the top one", async () => {
+    const r = await client.completions.create({ model: NAME, prompt: PROMPTS[4]!, max_tokens: 6, temperature: 0, logprobs: 3, ...extra });
+    const lp = r.choices[0]!.logprobs!;
+    assert.equal(lp.tokens!.length, 6);
+    // token texts concatenate to the text (up to SentencePiece's dropped leading space)
+    assert.equal(lp.tokens!.join("").trimStart(), r.choices[0]!.text.trimStart());
+    lp.top_logprobs!.forEach((top, j) => {
+      const vals = Object.values(top);
+      assert.ok(vals.length >= 1 && vals.length <= 3, `top_logprobs[${j}] has ${vals.length} entries`);
+      assert.ok(vals.every((v) => v <= 0));
+      // greedy: the sampled token's logprob is the largest (tolerance: float ties)
+      assert.ok(lp.token_logprobs![j]! >= Math.max(...vals) - 1e-9);
+    });
+    assert.deepEqual(lp.text_offset!.slice(0, 1), [0]);
+  });
+
+  test("stop string: text ends before it, finish_reason stop, stop_reason names it", async () => {
+    const base = await client.completions.create({ model: NAME, prompt: PROMPTS[5]!, max_tokens: 12, temperature: 0, ...extra });
+    const text = base.choices[0]!.text;
+    const stop = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 3);
+    assert.ok(stop.trim().length > 0, `usable stop string from ${JSON.stringify(text)}`);
+    const r = await client.completions.create({ model: NAME, prompt: PROMPTS[5]!, max_tokens: 12, temperature: 0, stop: [stop], ...extra });
+    assert.equal(r.choices[0]!.text, text.slice(0, text.indexOf(stop)));
+    assert.equal(r.choices[0]!.finish_reason, "stop");
+    assert.equal((r.choices[0] as unknown as { stop_reason: string }).stop_reason, stop);
+  });
+
+  test("greedy over HTTP equals LLM.generate in-process", async () => {
+    for (const p of PROMPTS.slice(0, 4)) {
+      const local = await llm.generate(p, { maxTokens: 10, temperature: 0, ignoreEos: true });
+      const r = await client.completions.create({ model: NAME, prompt: p, max_tokens: 10, temperature: 0, ...extra });
+      assert.deepEqual((r.choices[0] as unknown as { token_ids: number[] }).token_ids, local.outputs[0]!.tokenIds, p);
+      assert.equal(r.choices[0]!.text, local.outputs[0]!.text);
+    }
+  });
+
+  test("64 concurrent streaming clients all complete with the sequential greedy outputs", async () => {
+    const expected = new Map<string, string>();
+    for (const p of PROMPTS) expected.set(p, (await llm.generate(p, { maxTokens: 4, temperature: 0, ignoreEos: true })).outputs[0]!.text);
+    const one = async (p: string): Promise<string> => {
+      const s = await client.completions.create({ model: NAME, prompt: p, max_tokens: 4, temperature: 0, stream: true, ...extra });
+      let t = "";
+      for await (const c of s) t += c.choices[0]?.text ?? "";
+      return t;
+    };
+    const jobs = Array.from({ length: 64 }, (_, i) => PROMPTS[i % PROMPTS.length]!);
+    const got = await Promise.all(jobs.map(one));
+    got.forEach((t, i) => assert.equal(t, expected.get(jobs[i]!), `client ${i}`));
+  });
+});
+
+describe("chat", () => {
+  const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "system", content: "Be brief." }, { role: "user", content: "Say hi" }];
+
+  test("non-streaming and streaming agree; usage matches /tokenize of the templated messages", async () => {
+    const r = await client.chat.completions.create({ model: NAME, messages, max_tokens: 8, temperature: 0, ...extra });
+    assert.match(r.id, /^chatcmpl-/);
+    assert.equal(r.choices[0]!.message.role, "assistant");
+    assert.equal(r.usage!.prompt_tokens, await tokenize({ messages }));
+    assert.equal(r.usage!.completion_tokens, 8);
+    const s = await client.chat.completions.create({ model: NAME, messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true }, ...extra });
+    let text = "", role = "", finish: string | null = null, usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of s) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) { text += ch.delta.content ?? ""; role ||= ch.delta.role ?? ""; finish = ch.finish_reason ?? finish; }
+    }
+    assert.equal(text, r.choices[0]!.message.content);
+    assert.equal(role, "assistant");
+    assert.equal(finish, "length");
+    assert.equal(usage?.completion_tokens, 8);
+  });
+
+  test("chat logprobs: content entries with token, bytes and top_logprobs", async () => {
+    const r = await client.chat.completions.create({ model: NAME, messages, max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2, ...extra });
+    const c = r.choices[0]!.logprobs!.content!;
+    assert.equal(c.length, 4);
+    for (const e of c) {
+      assert.deepEqual(Buffer.from(e.bytes!).toString("utf8"), e.token);
+      assert.ok(e.top_logprobs.length >= 1 && e.top_logprobs.length <= 2);
+      assert.ok(e.logprob >= e.top_logprobs[0]!.logprob - 1e-9);
+    }
+  });
+
+  test("chat_template_kwargs reach the template; add_generation_prompt=false drops the assistant header", async () => {
+    const a = await tokenize({ messages, add_generation_prompt: true });
+    const b = await tokenize({ messages, add_generation_prompt: false });
+    assert.ok(a > b, `${a} > ${b}`);
+    const r = await client.chat.completions.create({ model: NAME, messages, max_tokens: 2, temperature: 0, add_generation_prompt: false, chat_template_kwargs: { x: 1 }, ...extra } as never) as OpenAI.ChatCompletion;
+    assert.equal(r.usage!.prompt_tokens, b);
+  });
+
+  test("response_format json_schema: output parses and validates (501 naming the field without guided decoding)", async () => {
+    const schema = { type: "object", properties: { n: { type: "integer" }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
+    const body = { model: NAME, messages, max_tokens: 40, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "t", schema } } };
+    const r = await post(server.url, "/v1/chat/completions", body);
+    if (!guided) {
+      assert.equal(r.status, 501);
+      assert.equal(r.json.error.param, "response_format");
+      return;
+    }
+    assert.equal(r.status, 200, r.text);
+    const v = JSON.parse(r.json.choices[0].message.content);
+    assert.equal(typeof v.n, "number");
+    assert.ok(Number.isInteger(v.n));
+    assert.equal(typeof v.ok, "boolean");
+    assert.deepEqual(Object.keys(v).sort(), ["n", "ok"]);
+  });
+
+  test("tool_choice required: a tool call whose arguments fit the tool's schema (501 without guided decoding)", async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 } }, required: ["city"], additionalProperties: false } } }];
+    const body = { model: NAME, messages, max_tokens: 60, temperature: 0, tools, tool_choice: "required" };
+    const r = await post(server.url, "/v1/chat/completions", body);
+    if (!guided) {
+      assert.equal(r.status, 501);
+      assert.equal(r.json.error.param, "tool_choice");
+      return;
+    }
+    assert.equal(r.status, 200, r.text);
+    const choice = r.json.choices[0];
+    assert.equal(choice.finish_reason, "tool_calls");
+    const call = choice.message.tool_calls[0];
+    assert.equal(call.function.name, "get_weather");
+    const args = JSON.parse(call.function.arguments);
+    assert.deepEqual(Object.keys(args), ["city"]);
+    assert.equal(typeof args.city, "string");
+  });
+});
+
+describe("other endpoints", () => {
+  test("/v1/models, /version, /health, /health_generate", async () => {
+    const models = await client.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), [NAME]);
+    const v = await (await fetch(`${server.url}/version`)).json() as { version: string };
+    assert.match(v.version, /^\d+\.\d+\.\d+/);
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+    assert.equal((await fetch(`${server.url}/health_generate`)).status, 200);
+  });
+
+  test("/metrics is Prometheus text and its counters move with a request", async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
+    const text = await res.text();
+    for (const line of text.split("\n")) {
+      if (line === "" || line.startsWith("#")) continue;
+      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/, line);
+    }
+    const before = await scrape(server.url);
+    const prompt = PROMPTS[6]!;
+    await client.completions.create({ model: NAME, prompt, max_tokens: 5, temperature: 0, ...extra });
+    const after = await scrape(server.url);
+    const d = (name: string, labels = {}) => metric(after, name, labels) - metric(before, name, labels);
+    assert.equal(d("tllm_generation_tokens_total"), 5);
+    assert.equal(d("tllm_prompt_tokens_total"), await tokenize({ prompt }));
+    assert.equal(d("tllm_request_success_total", { finish_reason: "length" }), 1);
+    assert.equal(d("tllm_e2e_request_latency_seconds_count"), 1);
+    assert.equal(d("tllm_time_to_first_token_seconds_count"), 1);
+    assert.equal(d("tllm_time_per_output_token_seconds_count"), 1);
+    assert.equal(metric(after, "tllm_num_requests_running"), 0);
+    for (const n of ["tllm_kv_cache_blocks_free", "tllm_kv_cache_usage_perc", "tllm_prefix_cache_hits_total", "tllm_prefix_cache_queries_total", "tllm_num_requests_waiting", "tllm_request_queue_time_seconds_count"]) {
+      assert.ok(Number.isFinite(metric(after, n)), n);
+    }
+  });
+});
