@@ -13,10 +13,12 @@ import {
 
 const enc = new TextEncoder();
 // id: 0 EOS (special, stop), 1 control token (special, not a stop), then text pieces; 24/25 are the
-// two bytes of "é" as separate tokens (neither is valid UTF-8 alone).
+// two bytes of "é" as separate tokens (neither is valid UTF-8 alone); 31-36 probe the guards.
 const PIECES: (string | Uint8Array)[] = [
   "<eos>", "<ctl>", "{", "}", "\"", ":", " ", ",", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
   "a", "b", "true", "false", "[", "]", new Uint8Array([0xc3]), new Uint8Array([0xa9]), "null", "-", "\"a\"", ": ", ", ",
+  // 31..36: a control byte, a byte never in UTF-8, the lead E0, continuation bytes 80 / A0 / BF
+  new Uint8Array([0x18]), new Uint8Array([0xc1]), new Uint8Array([0xe0]), new Uint8Array([0x80]), new Uint8Array([0xa0]), new Uint8Array([0xbf]),
 ];
 const TEXT = PIECES.map((p) => (typeof p === "string" ? enc.encode(p) : p));
 const VOCAB: GuidedVocab = {
@@ -151,4 +153,26 @@ test("guide errors are ValidationErrors naming the field", async () => {
   assert.throws(() => params({ guidedDecoding: { json: "{}", grammar: "root ::= \"a\"" } }), ValidationError);
   assert.ok(params({ guidedDecoding: { json: { type: "object" } } }).guidedDecoding);
   await assert.rejects(GuidedCompiler.create(VOCAB, 10), ValidationError, "model vocab smaller than the tokenizer's");
+});
+
+test("guards over XGrammar 0.1.27 gaps: no control bytes in compact JSON, no never-UTF-8 bytes, no overlong E0 80", async () => {
+  const c = await compilerP;
+  const s = await GuidedState.create(c, { json: { type: "string", maxLength: 4 } });
+  assert.ok(s.accept(4));
+  const inString = allowedIds(await s.nextBitmask());
+  assert.ok(!inString.includes(31), "raw 0x18 inside a JSON string");
+  assert.ok(!inString.includes(32), "0xC1 is never valid UTF-8");
+  assert.ok(inString.includes(33) && inString.includes(18), `string content allowed: ${inString}`);
+  assert.ok(s.accept(33));
+  assert.deepEqual(allowedIds(await s.nextBitmask()), [25, 35, 36], "after E0 only A0..BF (A9, A0, BF; E0 80 would be overlong)");
+  assert.ok(s.accept(35));
+  assert.deepEqual(allowedIds(await s.nextBitmask()), [25, 34, 35, 36], "third byte: any continuation");
+  s.rollback(1);
+  assert.deepEqual(allowedIds(await s.nextBitmask()), [25, 35, 36], "rollback restores the pending lead");
+  s.dispose();
+  const r = await GuidedState.create(c, { regex: "[^a]+" });
+  const open = allowedIds(await r.nextBitmask());
+  assert.ok(open.includes(31), "regex guides keep control bytes (only JSON bans them)");
+  assert.ok(!open.includes(32));
+  r.dispose();
 });

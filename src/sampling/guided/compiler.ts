@@ -3,7 +3,8 @@
 // tens to hundreds of ms (the per-state adaptive token masks); a repeated schema is free.
 import { ValidationError } from "../../errors.js";
 import type { GuidedDecodingParams } from "../params.js";
-import { checkModelVocab, encodeVocab, type GuidedVocab } from "./vocab.js";
+import { Utf8Guard } from "./utf8-guard.js";
+import { checkModelVocab, encodeVocab, vocabBitmask, type GuidedVocab } from "./vocab.js";
 import { loadXGrammar } from "./xgrammar-loader.js";
 import type { CompiledGrammar, GrammarCompiler } from "@mlc-ai/web-xgrammar";
 
@@ -35,8 +36,13 @@ export class GuidedCompiler {
   private readonly cache = new Map<string, Promise<CompiledGrammar>>();
   private readonly anyWhitespace: boolean;
   private readonly cacheSize: number;
+  private guard: Utf8Guard | undefined;
+  private noControl: Int32Array | undefined;
 
-  private constructor(private readonly compiler: GrammarCompiler, vocabSize: number, stop: number[], o: GuidedCompilerOptions) {
+  private constructor(
+    private readonly compiler: GrammarCompiler, private readonly vocab: GuidedVocab,
+    vocabSize: number, stop: number[], o: GuidedCompilerOptions,
+  ) {
     this.vocabSize = vocabSize;
     this.stopTokenIds = stop;
     this.anyWhitespace = o.anyWhitespace ?? false;
@@ -50,7 +56,23 @@ export class GuidedCompiler {
     const { encoded, stopTokenIds } = encodeVocab(vocab);
     const info = await xg.TokenizerInfo.createTokenizerInfo(encoded, "byte_level", false, modelVocabSize, stopTokenIds);
     const compiler = await xg.GrammarCompiler.createGrammarCompiler(info, true);
-    return new GuidedCompiler(compiler, modelVocabSize, stopTokenIds, o);
+    return new GuidedCompiler(compiler, vocab, modelVocabSize, stopTokenIds, o);
+  }
+
+  /** The UTF-8 second-byte guard of this vocabulary (built on first use). */
+  get utf8Guard(): Utf8Guard {
+    return (this.guard ??= new Utf8Guard(this.vocab));
+  }
+
+  /**
+   * A fixed mask ANDed into every step's mask for guide `g`, or undefined. JSON guides without
+   * anyWhitespace get "no byte < 0x20": such bytes are never valid in compact JSON, and XGrammar
+   * 0.1.27's rule for strings with maxLength ([^"\\\r\n]) lets raw control characters through.
+   */
+  staticMask(g: GuidedDecodingParams): Int32Array | undefined {
+    const kind = guideKey(g)?.[0];
+    if ((kind !== "json" && kind !== "jsonObject") || this.anyWhitespace) return undefined;
+    return (this.noControl ??= vocabBitmask(this.vocab, this.vocabSize, (b) => b.every((x) => x >= 0x20)));
   }
 
   /** The compiled grammar of `g` (cached); bad schemas/grammars raise ValidationError. */

@@ -5,3 +5,4 @@ export { encodeVocab, byteLevelString, type GuidedVocab } from "./vocab.js";
 export { GuidedCompiler, guidedCompilerFor, guideKey, type GuidedCompilerOptions } from "./compiler.js";
 export { GuidedState, computeBitmasks } from "./state.js";
 export { applyTokenBitmask, bitmaskWords, isAllowed } from "./mask.js";
+export { Utf8Guard } from "./utf8-guard.js";

@@ -6,15 +6,19 @@
 import { ValidationError } from "../../errors.js";
 import type { GuidedDecodingParams } from "../params.js";
 import type { GuidedCompiler } from "./compiler.js";
+import type { Utf8Guard } from "./utf8-guard.js";
 import { loadXGrammar } from "./xgrammar-loader.js";
 import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 
 export class GuidedState {
   private disposed = false;
-  /** tokens accepted so far (rollback bound) */
-  private accepted = 0;
+  /** pending restricted UTF-8 lead byte after each accepted token (0: none); length = tokens accepted */
+  private readonly leads: number[] = [];
 
-  private constructor(private readonly matcher: GrammarMatcher, readonly vocabSize: number) {}
+  private constructor(
+    private readonly matcher: GrammarMatcher, readonly vocabSize: number,
+    private readonly guard: Utf8Guard, private readonly fixed: Int32Array | undefined,
+  ) {}
 
   /**
    * `stopTokenIds`: the ids that end this request (its endId and stopTokenIds); default the
@@ -28,13 +32,17 @@ export class GuidedState {
     });
     const { GrammarMatcher: M } = loadXGrammar();
     const matcher = await M.createGrammarMatcher(compiled, stop, false);
-    return new GuidedState(matcher, compiler.vocabSize);
+    return new GuidedState(matcher, compiler.vocabSize, compiler.utf8Guard, compiler.staticMask(g));
   }
 
   /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
-  nextBitmask(): Promise<Int32Array> {
+  async nextBitmask(): Promise<Int32Array> {
     this.check();
-    return this.matcher.getNextTokenBitmask();
+    const m = await this.matcher.getNextTokenBitmask();
+    if (this.fixed) for (let w = 0; w < m.length; w++) m[w]! &= this.fixed[w]!;
+    const lead = this.leads.length > 0 ? this.leads[this.leads.length - 1]! : 0;
+    if (lead !== 0) this.guard.restrict(m, lead);
+    return m;
   }
 
   /** Advances the matcher by `token`; false (state unchanged) when the grammar rejects it. */
@@ -42,7 +50,7 @@ export class GuidedState {
     this.check();
     if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) throw new ValidationError("token", token, `not in [0, ${this.vocabSize})`);
     const ok = this.matcher.acceptToken(token);
-    if (ok) this.accepted++;
+    if (ok) this.leads.push(this.guard.after(token));
     return ok;
   }
 
@@ -55,14 +63,15 @@ export class GuidedState {
   /** Undoes the last `n` accepted tokens (speculative decoding rejections, beam forks). */
   rollback(n: number): void {
     this.check();
-    if (!Number.isInteger(n) || n < 0 || n > this.accepted) throw new ValidationError("rollback", n, `must be an integer in [0, ${this.accepted}]`);
+    const k = this.leads.length;
+    if (!Number.isInteger(n) || n < 0 || n > k) throw new ValidationError("rollback", n, `must be an integer in [0, ${k}]`);
     if (n === 0) return;
     this.matcher.rollBack(n);
-    this.accepted -= n;
+    this.leads.length = k - n;
   }
 
   get numAccepted(): number {
-    return this.accepted;
+    return this.leads.length;
   }
 
   dispose(): void {

@@ -10,7 +10,8 @@
 // detokenizer.
 // Special (control) tokens that are not stop tokens get the empty string: XGrammar then treats
 // them as special and never allows them inside a grammar. Stop ids are allowed only where the
-// grammar can end.
+// grammar can end. Tokens holding a byte that never occurs in valid UTF-8 (0xC0, 0xC1,
+// 0xF5-0xFF) get "" too: XGrammar 0.1.27 accepts e.g. C1 8B (an overlong "K") inside a string.
 import { ValidationError } from "../../errors.js";
 
 export interface GuidedVocab {
@@ -50,7 +51,9 @@ export function encodeVocab(v: GuidedVocab): { encoded: string[]; stopTokenIds: 
   const stop = new Set(v.eosTokenIds);
   const encoded: string[] = new Array(v.vocabSize);
   for (let id = 0; id < v.vocabSize; id++) {
-    encoded[id] = v.specialTokenIds.has(id) && !stop.has(id) ? "" : byteLevelString(v.tokenBytes(id));
+    const b = v.tokenBytes(id);
+    const hide = (v.specialTokenIds.has(id) && !stop.has(id)) || hasNeverUtf8Byte(b);
+    encoded[id] = hide ? "" : byteLevelString(b);
   }
   return { encoded, stopTokenIds: [...stop] };
 }
@@ -60,4 +63,17 @@ export function checkModelVocab(v: GuidedVocab, modelVocabSize: number): void {
   if (!Number.isInteger(modelVocabSize) || modelVocabSize < v.vocabSize) {
     throw new ValidationError("modelVocabSize", modelVocabSize, `must be an integer >= the tokenizer's ${v.vocabSize}`);
   }
+}
+
+/** A byte that no valid UTF-8 text contains. */
+export function hasNeverUtf8Byte(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i]! === 0xc0 || b[i]! === 0xc1 || b[i]! >= 0xf5) return true;
+  return false;
+}
+
+/** Bitmask [ceil(size / 32)] of the ids < size for which `keep(bytes)` holds (ids past the tokenizer: kept). */
+export function vocabBitmask(v: GuidedVocab, size: number, keep: (b: Uint8Array) => boolean): Int32Array {
+  const m = new Int32Array(Math.ceil(size / 32));
+  for (let id = 0; id < size; id++) if (id >= v.vocabSize || keep(v.tokenBytes(id))) m[id >>> 5]! |= 1 << (id & 31);
+  return m;
 }
