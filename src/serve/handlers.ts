@@ -95,9 +95,13 @@ export async function handleCompletion(ctx: ServeContext, req: CompletionRequest
   checkModel(ctx, req.model);
   const tok = ctx.engine.llm.tokenizer;
   const addSpecial = req.params.addSpecialTokens ?? true;
-  const prompts = await Promise.all(req.prompts.map(async (p) => "text" in p
-    ? { ids: await tok.encode(p.text, { addSpecialTokens: addSpecial }), text: p.text }
-    : { ids: p.ids, text: tok.decode(p.ids) }));
+  const vocab = ctx.engine.llm.modelConfig.vocabSize;
+  const prompts = await Promise.all(req.prompts.map(async (p, i) => {
+    if ("text" in p) return { ids: await tok.encode(p.text, { addSpecialTokens: addSpecial }), text: p.text };
+    const bad = p.ids.find((t) => t < 0 || t >= vocab);
+    if (bad !== undefined) throw badRequest("prompt", `token id ${bad} in prompt ${i} is out of range [0, ${vocab})`);
+    return { ids: p.ids, text: tok.decode(p.ids) };
+  }));
   prompts.forEach((p, i) => { if (p.ids.length === 0) throw badRequest("prompt", `prompt ${i} is empty (no tokens)`); });
   if (req.echo && req.logprobs !== null) throw new HttpError(501, "echo with logprobs (prompt logprobs) is not supported", "echo", "NotImplementedError");
   if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");

@@ -165,6 +165,7 @@ function common(body: Record<string, unknown>): CommonRequest {
   opt(body, "user", isStr, "a string");
   const params = samplingFrom(body);
   const mt = body["max_tokens"];
+  if (mt !== undefined && mt !== null && (!isInt(mt) || mt < 1)) throw badRequest("max_tokens", `must be a positive integer, got ${JSON.stringify(mt)?.slice(0, 40)}`);
   return {
     model: opt(body, "model", isStr, "a string"),
     params,

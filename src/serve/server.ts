@@ -144,8 +144,9 @@ export class TllmServer {
       if (!res.writableEnded) res.end();
       return;
     }
-    const close: Record<string, string> = he.status === 413 ? { connection: "close" } : {};
-    json(res, he.status, errorBody(he), { ...he.headers, ...close });
+    // a 413 leaves the rest of the body to be read and discarded (req.resume()): closing the socket
+    // while the client still writes would turn the answer into a connection reset on its side
+    json(res, he.status, errorBody(he), he.headers);
   }
 
   private checkAuth(req: IncomingMessage): void {
