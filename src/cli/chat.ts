@@ -67,26 +67,24 @@ async function loop(llm: LLM, template: string, params: SamplingParamsInput, sys
   let messages = start();
   let current: ReturnType<LLM["generateAsync"]> | null = null;
   rl.on("SIGINT", () => { if (current) current.abort(); else rl.close(); });
+  const ask = (): void => { if (process.stdin.isTTY) process.stdout.write("> "); };
   try {
-    for (;;) {
-      let line: string;
-      try {
-        line = await rl.question("> ");
-      } catch {
-        break; // closed (Ctrl-D / end of input)
-      }
+    ask();
+    for await (const line of rl) { // buffered: piped input loses no lines while a reply streams
       const text = line.trim();
       if (text === "/exit") break;
-      if (text === "/reset") { messages = start(); continue; }
-      if (text === "") continue;
-      messages.push({ role: "user", content: text });
-      const prompt = llm.tokenizer.applyChatTemplate(messages, { template, addGenerationPrompt: true });
-      current = llm.generateAsync(prompt, params);
-      for await (const ev of current) process.stdout.write(ev.textDelta);
-      const out = await current.result;
-      current = null;
-      process.stdout.write("\n");
-      messages.push({ role: "assistant", content: out.outputs[0]!.text });
+      if (text === "/reset") messages = start();
+      else if (text !== "") {
+        messages.push({ role: "user", content: text });
+        const prompt = llm.tokenizer.applyChatTemplate(messages, { template, addGenerationPrompt: true });
+        current = llm.generateAsync(prompt, params);
+        for await (const ev of current) process.stdout.write(ev.textDelta);
+        const out = await current.result;
+        current = null;
+        process.stdout.write("\n");
+        messages.push({ role: "assistant", content: out.outputs[0]!.text });
+      }
+      ask();
     }
   } finally {
     rl.close();
