@@ -98,6 +98,7 @@ export function matmul(out: Float32Array, x: Float32Array, m: number, w: WeightT
   if (out.length < m * n) throw new ValidationError("matmul.out", out.length, `shorter than m*n = ${m}*${n}`);
   if (m === 0 || n === 0) return;
   if (w.dtype === GgmlType.Q6_K) { matmulQ6K(out, x, m, w, rb); return; }
+  if (w.dtype === GgmlType.Q4_K) { matmulQ4K(out, x, m, w, rb); return; }
   // activations rounded as GGML's vec_dot type for this weight type (see act-quant.ts)
   const aq = activationQuant(w.dtype);
   if (aq !== "none") {
@@ -184,6 +185,105 @@ function decodeQ6K(bytes: Uint8Array, o: number, q6: Int32Array, sc: Int32Array,
   }
   for (let g = 0; g < 16; g++) sc[b * 16 + g] = (bytes[o + 192 + g]! << 24) >> 24;
   dw[b] = f16ToF32(bytes[o + 208]! | (bytes[o + 209]! << 8));
+}
+
+/** Q4_K weights as ggml-cpu computes them on AVX2. Each output is Σ over 256-blocks of exact
+ *  integer dots scaled in f32; what differs between ggml's kernels is how the f32 accumulation is
+ *  split, and we follow the kernel ggml picks:
+ *  - rows % 8 == 0: the repack buffer (q4_K_8x8_q8_K, ggml_gemm/gemv_q4_K_8x8_q8_K in
+ *    arch/x86/repack.cpp): one f32 lane per output, acc = fma(f32(Σ sc·q4·q8), f32(dw·da), acc),
+ *    accMin = fma(f32(Σ m·bsum32), f32(dmin·da), accMin), result acc - accMin;
+ *  - otherwise ggml_vec_dot_q4_K_q8_K (arch/x86/quants.c): eight lanes split as for Q6_K
+ *    (element e -> lane (e % 32) >> 2), mins in four lanes (sub-blocks 2p, 2p+1),
+ *    result hsum_float_8(acc) + hsum4(accMin). */
+function matmulQ4K(out: Float32Array, x: Float32Array, m: number, w: WeightTensor, rb: number): void {
+  const k = w.cols, n = w.rows, nb = k / 256, repack = n % 8 === 0, gemmRows = m - (m % 4);
+  const qs = new Int8Array(m * k), ds = new Float32Array(m * nb);
+  for (let i = 0; i < m; i++) for (let b = 0; b < nb; b++) ds[i * nb + b] = q8KInts(x, i * k + b * 256, qs, i * k + b * 256);
+  const q4 = new Int32Array(k), sc = new Int32Array(k / 32), mn = new Int32Array(k / 32), dw = new Float32Array(2 * nb);
+  const wb: Q4KRow = { q4, sc, mn, dw };
+  for (let j = 0; j < n; j++) {
+    for (let b = 0; b < nb; b++) decodeQ4K(w.data, j * rb + b * 144, q4, sc, mn, b, dw);
+    for (let i = 0; i < m; i++) {
+      const xr = { qs, xo: i * k, ds, dOff: i * nb };
+      out[i * n + j] = !repack ? q4KVecDot(wb, xr, nb) : q4KRepack(wb, xr, nb, i < gemmRows ? 4 : 1);
+    }
+  }
+}
+
+interface Q4KRow { q4: Int32Array; sc: Int32Array; mn: Int32Array; dw: Float32Array }
+interface Q8KRow { qs: Int8Array; xo: number; ds: Float32Array; dOff: number }
+
+/** Repacked q4_K_8x8_q8_K: per output, f32 fma of exact int dots, one fma per `per` sub-block
+ *  pairs... `step` = 4 sub-block pairs (a whole block) in ggml_gemv_q4_K_8x8_q8_K (rows beyond
+ *  the last group of 4), 1 pair (64 elements) in ggml_gemm_q4_K_8x8_q8_K (groups of 4 rows):
+ *  acc = fma(f32(Σ sc·q4·q8), f32(dw·da), acc); accMin = fma(f32(Σ m·bsum32), f32(dmin·da), accMin);
+ *  result acc - accMin. */
+function q4KRepack(w: Q4KRow, x: Q8KRow, nb: number, gemmGroup: number): number {
+  const pairsPerFma = gemmGroup === 4 ? 1 : 4;
+  let acc = 0, accM = 0;
+  for (let b = 0; b < nb; b++) {
+    const da = x.ds[x.dOff + b]!, sd = fr(w.dw[2 * b]! * da), sm = fr(w.dw[2 * b + 1]! * da);
+    for (let p0 = 0; p0 < 4; p0 += pairsPerFma) {
+      let iacc = 0, imin = 0;
+      for (let s = 2 * p0; s < 2 * (p0 + pairsPerFma); s++) {
+        let dot = 0, bsum = 0;
+        for (let e = b * 256 + s * 32, end = e + 32; e < end; e++) {
+          const q8 = x.qs[x.xo + e]!;
+          dot += w.q4[e]! * q8; bsum += q8;
+        }
+        iacc += w.sc[b * 8 + s]! * dot; imin += w.mn[b * 8 + s]! * bsum;
+      }
+      acc = fr(fr(iacc) * sd + acc); accM = fr(fr(imin) * sm + accM);
+    }
+  }
+  return fr(acc - accM);
+}
+
+/** ggml_vec_dot_q4_K_q8_K (arch/x86/quants.c AVX2): eight int lanes, element e -> lane (e % 32) >> 2;
+ *  mins in four lanes (sub-blocks 2p, 2p+1) scaled by -dmin·da; hsum_float_8(acc) + hsum4(accMin). */
+function q4KVecDot(w: Q4KRow, x: Q8KRow, nb: number): number {
+  const lanes = new Int32Array(8), acc = new Float32Array(8), accM = new Float32Array(4), bsum = new Int32Array(8);
+  for (let b = 0; b < nb; b++) {
+    const e0 = b * 256, da = x.ds[x.dOff + b]!;
+    lanes.fill(0); bsum.fill(0);
+    for (let e = 0; e < 256; e++) {
+      const q8 = x.qs[x.xo + e0 + e]!;
+      lanes[(e & 31) >> 2] += w.sc[(e0 + e) >> 5]! * w.q4[e0 + e]! * q8;
+      bsum[e >> 5] += q8;
+    }
+    const d = fr(da * w.dw[2 * b]!), dmin = fr(-da * w.dw[2 * b + 1]!);
+    for (let p = 0; p < 4; p++) {
+      accM[p] = dmin * fr(w.mn[b * 8 + 2 * p]! * bsum[2 * p]! + w.mn[b * 8 + 2 * p + 1]! * bsum[2 * p + 1]!) + accM[p]!;
+    }
+    for (let l = 0; l < 8; l++) acc[l] = d * fr(lanes[l]!) + acc[l]!;
+  }
+  return fr(hsum8(acc) + fr(fr(accM[0]! + accM[2]!) + fr(accM[1]! + accM[3]!)));
+}
+
+/** hsum_float_8 / tinyBLAS hsum(__m256): t_i = a_i + a_{i+4}, (t0 + t2) + (t1 + t3) */
+function hsum8(a: Float32Array): number {
+  const t0 = fr(a[0]! + a[4]!), t1 = fr(a[1]! + a[5]!), t2 = fr(a[2]! + a[6]!), t3 = fr(a[3]! + a[7]!);
+  return fr(fr(t0 + t2) + fr(t1 + t3));
+}
+
+/** One Q4_K block (d f16, dmin f16, scales[12], qs[128]) at byte o: 4-bit values into q4[b*256..],
+ *  6-bit sub-block scales/mins (get_scale_min_k4) into sc/mn[b*8..], d and dmin into dw[2b], dw[2b+1]. */
+function decodeQ4K(bytes: Uint8Array, o: number, q4: Int32Array, sc: Int32Array, mn: Int32Array, b: number, dw: Float32Array): void {
+  dw[2 * b] = f16ToF32(bytes[o]! | (bytes[o + 1]! << 8));
+  dw[2 * b + 1] = f16ToF32(bytes[o + 2]! | (bytes[o + 3]! << 8));
+  const s = o + 4, q = o + 16;
+  for (let j = 0; j < 8; j++) {
+    if (j < 4) { sc[b * 8 + j] = bytes[s + j]! & 63; mn[b * 8 + j] = bytes[s + j + 4]! & 63; }
+    else {
+      sc[b * 8 + j] = (bytes[s + j + 4]! & 15) | ((bytes[s + j - 4]! >> 6) << 4);
+      mn[b * 8 + j] = (bytes[s + j + 4]! >> 4) | ((bytes[s + j]! >> 6) << 4);
+    }
+  }
+  for (let e = 0; e < 256; e++) {
+    const byte = bytes[q + (e >> 6) * 32 + (e & 31)]!;
+    q4[b * 256 + e] = (e & 32) ? byte >> 4 : byte & 15;
+  }
 }
 
 /** out[i, :] = dequantized row ids[i] of table [vocab, hidden] */
