@@ -31,6 +31,8 @@ interface ExecutorLike {
 interface KvLike { maxNumBlocks?: number; freeNumBlocks?: number; usedNumBlocks?: number; tokensPerBlock?: number;
   reusedBlocks?: number; missedBlocks?: number; cacheHitRate?: number }
 
+export interface StartOptions { signal: AbortSignal; cacheSalt?: string; priority?: number }
+
 export interface Ticket {
   /** tokens this request's sequences may hold at most (fallback KV accounting) */
   blocks: number;
@@ -114,9 +116,13 @@ export class ServeEngine {
     this.tickets.delete(t);
   }
 
-  /** Starts generation; the first event marks the ticket running. */
-  start(t: Ticket, ids: number[], params: SamplingParamsInput, signal: AbortSignal): GenerationStream {
-    return this.llm.generateAsync(ids, params, { signal });
+  /** Starts generation. `cacheSalt` / `priority` go along as the executor's generateAsync options
+   *  (an LLM that does not know them ignores them). */
+  start(ids: number[], params: SamplingParamsInput, opts: StartOptions): GenerationStream {
+    const o: StartOptions = { signal: opts.signal };
+    if (opts.cacheSalt !== undefined) o.cacheSalt = opts.cacheSalt;
+    if (opts.priority !== undefined) o.priority = opts.priority;
+    return this.llm.generateAsync(ids, params, o);
   }
 
   async stats(): Promise<EngineStats> {

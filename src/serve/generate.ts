@@ -32,6 +32,8 @@ export interface Job {
   params: SamplingParamsInput;
   /** the guide field a request used (for the 501 naming it) */
   guideParam: string | null;
+  cacheSalt: string | null;
+  priority: number | null;
 }
 
 export function requestId(prefix: string): string {
@@ -83,7 +85,7 @@ export function makeJob(ctx: ServeContext, req: ApiRequest, id: string, arrival:
   } catch (e) {
     throw toHttpError(e, API_NAMES);
   }
-  return { id, arrival, prompts, params, guideParam };
+  return { id, arrival, prompts, params, guideParam, cacheSalt: req.cacheSalt, priority: req.priority };
 }
 
 /** KV blocks one prompt's sequences may hold (the simple runner reserves to completion). */
@@ -116,7 +118,9 @@ export async function runJob(ctx: ServeContext, job: Job, signal: AbortSignal,
   timing.started = performance.now();
   try {
     return await Promise.all(job.prompts.map(async (p, i) => {
-      const s = ctx.engine.start(tickets[i]!, p.ids, job.params, signal);
+      const s = ctx.engine.start(p.ids, job.params, {
+        signal, ...(job.cacheSalt !== null ? { cacheSalt: job.cacheSalt } : {}), ...(job.priority !== null ? { priority: job.priority } : {}),
+      });
       for await (const ev of s) {
         tickets[i]!.running = true;
         if (ev.token >= 0) timing.firstToken ??= performance.now();
