@@ -133,7 +133,12 @@ export class TllmServer {
       const body = route.method === "POST" ? await this.readJson(req) : undefined;
       await route.run(req, res, body, ac.signal, arrival);
     } catch (e) {
-      this.fail(req, res, e);
+      try {
+        this.fail(req, res, e);
+      } catch (e2) {
+        this.ctx.log("error", `could not send an error response: ${(e2 as Error).message}`);
+        res.destroy();
+      }
     }
   }
 
