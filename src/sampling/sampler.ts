@@ -40,6 +40,9 @@ import { drawFull, drawTopK, DrawScratch } from "./draw.js";
 import { argmax } from "./select.js";
 import { applyTokenBitmask } from "./guided/mask.js";
 
+/** Masks allowing at most this many tokens are drawn through the top-k path (see drawSample). */
+const GUIDED_TOPK_MAX = 2048;
+
 export interface SamplingRow {
   params: ResolvedSamplingParams;
   /** the sequence's RNG key (rngKeyForSeed(params.seed, sequenceIndex)), kept by the request */
@@ -76,6 +79,8 @@ export class Sampler {
   private readonly penalty = new PenaltyScratch();
   private readonly draw = new DrawScratch();
   private readonly lp = new LogprobScratch();
+  /** tokens the current row's grammar mask allows (0: no mask) */
+  private allowed = 0;
 
   sample(logits: Float32Array, rows: readonly SamplingRow[], vocab: number): SampleResult[] {
     if (!Number.isInteger(vocab) || vocab <= 0) throw new ValidationError("vocab", vocab, "must be a positive integer");
@@ -129,7 +134,7 @@ export class Sampler {
       const ctx = { requestId: r.requestId, step: r.outputTokenIds.length };
       for (const fn of p.logitsProcessors) fn(row, ids, ctx);
     }
-    if (r.tokenBitmask) applyTokenBitmask(row, vocab, r.tokenBitmask);
+    this.allowed = r.tokenBitmask ? applyTokenBitmask(row, vocab, r.tokenBitmask) : 0;
   }
 
   /** Steps 8-12. */
@@ -139,7 +144,11 @@ export class Sampler {
     const topP = effectiveTopP(p, r.outputTokenIds);
     if (!(p.temperature > 1e-30)) return argmax(row, vocab); // 1/T would overflow: the limit is greedy
     const f = { invT: 1 / p.temperature, logMinP: p.minP > 0 ? p.temperature * Math.log(p.minP) : -Infinity, topP };
-    if (p.topK > 0 && p.topK < vocab) return drawTopK(row, vocab, p.topK, f, u, this.draw);
+    let k = p.topK > 0 && p.topK < vocab ? p.topK : 0;
+    // A grammar mask leaving few tokens: top-k over exactly those is the same distribution (every
+    // other logit is -inf) without the whole-vocabulary top-p pass.
+    if (this.allowed > 0 && this.allowed <= GUIDED_TOPK_MAX && (k === 0 || this.allowed < k)) k = this.allowed;
+    if (k > 0) return drawTopK(row, vocab, k, f, u, this.draw);
     return drawFull(row, vocab, f, u, this.draw);
   }
 }

@@ -176,3 +176,34 @@ test("guards over XGrammar 0.1.27 gaps: no control bytes in compact JSON, no nev
   assert.ok(!open.includes(32));
   r.dispose();
 });
+
+test("masked sampling draws from the softmax renormalized over the allowed tokens (few-token top-k path and whole-vocabulary path)", () => {
+  const V = 3000;
+  const logits = Float32Array.from({ length: V }, (_, t) => Math.sin(t * 0.37) * 2);
+  const few = [5, 77, 1024, 2047, 2999];
+  const many = [...Array(2100).keys()].map((i) => i + 400); // > 2048 allowed: whole-vocabulary path
+  for (const allowed of [few, many]) {
+    const mask = new Int32Array(Math.ceil(V / 32));
+    for (const t of allowed) mask[t >>> 5]! |= 1 << (t & 31);
+    const T = 0.7;
+    const z = allowed.reduce((s, t) => s + Math.exp(logits[t]! / T), 0);
+    const probe = allowed.slice(0, 5);
+    const expect = probe.map((t) => Math.exp(logits[t]! / T) / z);
+    const counts = new Map<number, number>();
+    const sampler = new Sampler();
+    const p = params({ temperature: T, seed: 3 });
+    const N = 20000;
+    const row = new Float32Array(V);
+    for (let i = 0; i < N; i++) {
+      row.set(logits);
+      const [r] = sampler.sample(row, [{ params: p, rng: rngKeyForSeed(3, i), promptTokenIds: [], outputTokenIds: [], tokenBitmask: mask }], V);
+      assert.ok(isAllowed(mask, r.token));
+      counts.set(r.token, (counts.get(r.token) ?? 0) + 1);
+    }
+    probe.forEach((t, j) => {
+      const q = expect[j]!, sd = Math.sqrt((q * (1 - q)) / N);
+      const got = (counts.get(t) ?? 0) / N;
+      assert.ok(Math.abs(got - q) <= 5 * sd + 1e-4, `token ${t}: ${got} vs ${q} (5 sd = ${5 * sd})`); // binomial, 5 sd
+    });
+  }
+});
