@@ -177,7 +177,7 @@ export async function handleChat(ctx: ServeContext, req: ChatRequest, res: Serve
   const ids = await tok.encode(text, { addSpecialTokens: req.params.addSpecialTokens ?? false });
   if (ids.length === 0) throw badRequest("messages", "the rendered prompt is empty (no tokens)");
   if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");
-  const toolGuide = toolChoiceGuide(req.toolChoice, req.tools);
+  const toolGuide = toolChoiceGuide(req.toolChoice, req.tools, req.parallelToolCalls);
   if (toolGuide && req.guided) throw badRequest("response_format", "cannot be combined with tool_choice 'required' or a named tool");
   const id = requestId("chatcmpl");
   const job = makeJob(ctx, req, id, arrival, [{ ids, text }], toolGuide ?? req.guided, toolGuide ? "tool_choice" : "response_format");

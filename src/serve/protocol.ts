@@ -64,6 +64,8 @@ export interface ChatRequest extends CommonRequest {
   messages: ChatMessageIn[];
   tools: ToolSpec[];
   toolChoice: ToolChoice;
+  /** false: tool_choice "required" yields exactly one call */
+  parallelToolCalls: boolean;
   addGenerationPrompt: boolean;
   chatTemplate: string | null;
   templateKwargs: Record<string, unknown>;
@@ -296,10 +298,10 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const tools = toolsFrom(b["tools"]);
   const kw = b["chat_template_kwargs"];
   if (kw !== undefined && kw !== null && !isObj(kw)) throw badRequest("chat_template_kwargs", "must be an object");
-  opt(b, "parallel_tool_calls", isBool, "a boolean");
+  const parallel = opt(b, "parallel_tool_calls", isBool, "a boolean") ?? true;
   return {
     ...c, kind: "chat", messages: messagesFrom(b["messages"]), logprobs: lp ? top ?? 0 : null,
-    tools, toolChoice: toolChoiceFrom(b["tool_choice"], tools),
+    tools, toolChoice: toolChoiceFrom(b["tool_choice"], tools), parallelToolCalls: parallel,
     addGenerationPrompt: opt(b, "add_generation_prompt", isBool, "a boolean") ?? true,
     chatTemplate: opt(b, "chat_template", isStr, "a string"),
     templateKwargs: isObj(kw) ? kw : {},

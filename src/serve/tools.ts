@@ -16,8 +16,9 @@ export function toolCallId(): string {
   return `chatcmpl-tool-${randomBytes(12).toString("hex")}`;
 }
 
-/** The guide for a forced choice: named -> the tool's parameters; required -> [{name, parameters}, ...]. */
-export function toolChoiceGuide(choice: ToolChoice, tools: ToolSpec[]): GuidedDecodingParams | null {
+/** The guide for a forced choice: named -> the tool's parameters; required -> [{name, parameters}, ...]
+ *  (one or more calls; exactly one when `parallel` is false). */
+export function toolChoiceGuide(choice: ToolChoice, tools: ToolSpec[], parallel = true): GuidedDecodingParams | null {
   if (choice === "none" || choice === "auto") return null;
   if (typeof choice === "object") return { json: tools.find((t) => t.name === choice.name)!.parameters };
   const one = {
@@ -28,7 +29,7 @@ export function toolChoiceGuide(choice: ToolChoice, tools: ToolSpec[]): GuidedDe
       additionalProperties: false,
     })),
   };
-  return { json: { type: "array", items: one, minItems: 1 } };
+  return { json: { type: "array", items: one, minItems: 1, ...(parallel ? {} : { maxItems: 1 }) } };
 }
 
 /** Calls from guided output: named -> the text is the arguments; required -> the array of calls. */

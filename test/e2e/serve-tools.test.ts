@@ -49,6 +49,8 @@ test("tool_choice guides: named -> the tool's parameters schema; required -> an 
   assert.equal(req.type, "array");
   assert.equal(req.minItems, 1);
   assert.deepEqual(req.items.anyOf.map((s) => s.properties.name.enum), [["get_weather"], ["add"]]);
+  assert.equal((toolChoiceGuide("required", tools, false)!.json as { maxItems?: number }).maxItems, 1);
+  assert.equal((toolChoiceGuide("required", tools, true)!.json as { maxItems?: number }).maxItems, undefined);
   const calls = forcedToolCalls("required", '[{"name": "add", "parameters": {"a": 2, "b": 5}}]');
   assert.deepEqual(calls.map((c) => [c.function.name, JSON.parse(c.function.arguments)]), [["add", { a: 2, b: 5 }]]);
   const named = forcedToolCalls({ name: "get_weather" }, '{"city": "Lima"}');

@@ -178,8 +178,9 @@ describe("chat", () => {
   });
 
   test("response_format json_schema: output parses and validates (501 naming the field without guided decoding)", async () => {
-    const schema = { type: "object", properties: { n: { type: "integer" }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
-    const body = { model: NAME, messages, max_tokens: 40, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "t", schema } } };
+    // bounded values, so that a random model cannot run past max_tokens inside the JSON
+    const schema = { type: "object", properties: { n: { type: "integer", minimum: 0, maximum: 99 }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
+    const body = { model: NAME, messages, max_tokens: 64, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "t", schema } } };
     const r = await post(server.url, "/v1/chat/completions", body);
     if (!guided) {
       assert.equal(r.status, 501);
@@ -189,14 +190,14 @@ describe("chat", () => {
     assert.equal(r.status, 200, r.text);
     const v = JSON.parse(r.json.choices[0].message.content);
     assert.equal(typeof v.n, "number");
-    assert.ok(Number.isInteger(v.n));
+    assert.ok(Number.isInteger(v.n) && v.n >= 0 && v.n <= 99);
     assert.equal(typeof v.ok, "boolean");
     assert.deepEqual(Object.keys(v).sort(), ["n", "ok"]);
   });
 
   test("tool_choice required: a tool call whose arguments fit the tool's schema (501 without guided decoding)", async () => {
-    const tools: OpenAI.ChatCompletionTool[] = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 } }, required: ["city"], additionalProperties: false } } }];
-    const body = { model: NAME, messages, max_tokens: 60, temperature: 0, tools, tool_choice: "required" };
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"], additionalProperties: false } } }];
+    const body = { model: NAME, messages, max_tokens: 80, temperature: 0, tools, tool_choice: "required", parallel_tool_calls: false };
     const r = await post(server.url, "/v1/chat/completions", body);
     if (!guided) {
       assert.equal(r.status, 501);
@@ -206,11 +207,13 @@ describe("chat", () => {
     assert.equal(r.status, 200, r.text);
     const choice = r.json.choices[0];
     assert.equal(choice.finish_reason, "tool_calls");
+    assert.equal(choice.message.tool_calls.length, 1);
     const call = choice.message.tool_calls[0];
     assert.equal(call.function.name, "get_weather");
     const args = JSON.parse(call.function.arguments);
     assert.deepEqual(Object.keys(args), ["city"]);
     assert.equal(typeof args.city, "string");
+    assert.ok(args.city.length <= 8);
   });
 });
 
