@@ -26,12 +26,12 @@ test("f16 activations round to nearest, ties to even", () => {
 });
 
 test("Q8_0 activations: d = amax/127 in f16, q = x * (127/amax) rounded half to even", () => {
-  // amax = 127 -> id = 1, d = 1: q = x rounded, ties to even (63.5 -> 64, 2.5 -> 2, -0.5 -> -0)
+  // amax = 127 -> id = 1, d = 1: q = x rounded, ties to even (63.5 -> 64, 2.5 -> 2, -0.5 -> 0: an int8)
   const x = new Float32Array(32);
   x.set([127, 63.5, 2.5, -0.5, 1.49, -127]);
   const out = new Float32Array(32);
   quantizeActivations("q8_0", x, 1, 32, out);
-  assert.deepEqual([...out.subarray(0, 6)], [127, 64, 2, -0, 1, -127]);
+  assert.deepEqual([...out.subarray(0, 6)], [127, 64, 2, 0, 1, -127]);
   assert.ok(out.subarray(6).every((v) => v === 0));
 });
 

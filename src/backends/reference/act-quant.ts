@@ -22,16 +22,23 @@ export function activationQuant(t: GgmlType): ActQuant {
 }
 
 /** Q8_0 block of 32 as ggml-cpu's x86 quantize_row_q8_0 computes it (the path llama.cpp takes on
- *  this CPU): d = amax / 127 stored as f16, id = 127 / amax, q = round-half-even(x * id) in f32;
- *  value = q * f16(d). (The portable _ref variant uses 1/d and roundf: it differs in the last ulp
- *  of id, which flips a rounding now and then and moves logits by ~1e-2.) */
-function q8_0Block(x: Float32Array, off: number, out: Float32Array): void {
+ *  this CPU; ggml_quantize_mat_q8_0_4x8 of the repack path is the same arithmetic): d = amax / 127
+ *  stored as f16, id = 127 / amax, q = round-half-even(x * id) in f32; value = q * f16(d). (The
+ *  portable _ref variant uses 1/d and roundf: it differs in the last ulp of id, which flips a
+ *  rounding now and then and moves logits by ~1e-2.) Writes q to qs[qo..qo+32), returns f16(d). */
+export function q8_0Ints(x: Float32Array, off: number, qs: Int8Array, qo: number): number {
   let amax = 0;
   for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[off + j]!));
   const d = Math.fround(amax / 127);
   const id = amax !== 0 ? Math.fround(127 / amax) : 0;
-  const dh = f16ToF32(f32ToF16(d));
-  for (let j = 0; j < 32; j++) out[off + j] = roundEven(Math.fround(x[off + j]! * id)) * dh;
+  for (let j = 0; j < 32; j++) qs[qo + j] = roundEven(Math.fround(x[off + j]! * id));
+  return f16ToF32(f32ToF16(d));
+}
+
+const q8Scratch = new Int8Array(256);
+function q8_0Block(x: Float32Array, off: number, out: Float32Array): void {
+  const dh = q8_0Ints(x, off, q8Scratch, 0);
+  for (let j = 0; j < 32; j++) out[off + j] = q8Scratch[j]! * dh;
 }
 
 /** Q8_K block of 256 (quantize_row_q8_K_ref, which x86 uses as is): the value of largest magnitude
@@ -49,10 +56,9 @@ export function q8KInts(x: Float32Array, off: number, qs: Int8Array, qo: number)
   return Math.fround(1 / iscale);
 }
 
-const q8KScratch = new Int8Array(256);
 function q8_KBlock(x: Float32Array, off: number, out: Float32Array): void {
-  const d = q8KInts(x, off, q8KScratch, 0);
-  for (let j = 0; j < 256; j++) out[off + j] = Math.fround(q8KScratch[j]! * d);
+  const d = q8KInts(x, off, q8Scratch, 0);
+  for (let j = 0; j < 256; j++) out[off + j] = Math.fround(q8Scratch[j]! * d);
 }
 
 function roundEven(v: number): number {

@@ -12,7 +12,7 @@ import { GgmlType, rowBytes } from "../dtypes.js";
 import type { WeightTensor } from "../backend.js";
 import { ValidationError } from "../../errors.js";
 import { dequantizeRow } from "./quant.js";
-import { activationQuant, quantizeActivations, q8KInts } from "./act-quant.js";
+import { activationQuant, quantizeActivations, q8KInts, q8_0Ints } from "./act-quant.js";
 import { f16ToF32 } from "./f16.js";
 
 const fr = Math.fround;
@@ -99,6 +99,7 @@ export function matmul(out: Float32Array, x: Float32Array, m: number, w: WeightT
   if (m === 0 || n === 0) return;
   if (w.dtype === GgmlType.Q6_K) { matmulQ6K(out, x, m, w, rb); return; }
   if (w.dtype === GgmlType.Q4_K) { matmulQ4K(out, x, m, w, rb); return; }
+  if (w.dtype === GgmlType.Q4_0 || w.dtype === GgmlType.Q8_0) { matmulQ0(out, x, m, w, rb); return; }
   // activations rounded as GGML's vec_dot type for this weight type (see act-quant.ts)
   const aq = activationQuant(w.dtype);
   if (aq !== "none") {
@@ -283,6 +284,44 @@ function decodeQ4K(bytes: Uint8Array, o: number, q4: Int32Array, sc: Int32Array,
   for (let e = 0; e < 256; e++) {
     const byte = bytes[q + (e >> 6) * 32 + (e & 31)]!;
     q4[b * 256 + e] = (e & 32) ? byte >> 4 : byte & 15;
+  }
+}
+
+/** Q4_0 / Q8_0 weights against Q8_0 activations, as ggml-cpu on AVX2. Every kernel sums exact
+ *  integer dots and accumulates them in f32 with fma, scaled by f32(d_w · d_x):
+ *  - Q4_0 with rows % 8 == 0: the repack buffer (q4_0_8x8_q8_0, gemv/gemm_q4_b32_8x8_q8_0_lut_avx
+ *    in arch/x86/repack.cpp): one lane per output, one fma per 32-block;
+ *  - otherwise (ggml_vec_dot_q4_0_q8_0 / q8_0_q8_0 for one row, tinyBLAS_Q0_AVX for more: the same
+ *    arithmetic): eight lanes, lane L holds elements 4L..4L+3 of each block (maddubs + madd), then
+ *    hsum_float_8. */
+function matmulQ0(out: Float32Array, x: Float32Array, m: number, w: WeightTensor, rb: number): void {
+  const k = w.cols, n = w.rows, nb = k / 32, q4 = w.dtype === GgmlType.Q4_0, repack = q4 && n % 8 === 0;
+  const qs = new Int8Array(m * k), ds = new Float32Array(m * nb);
+  for (let i = 0; i < m; i++) for (let b = 0; b < nb; b++) ds[i * nb + b] = q8_0Ints(x, i * k + b * 32, qs, i * k + b * 32);
+  const qw = new Int32Array(k), dw = new Float32Array(nb), acc = new Float32Array(8);
+  const bytes = w.data, bb = q4 ? 18 : 34;
+  for (let j = 0; j < n; j++) {
+    for (let b = 0; b < nb; b++) {
+      const o = j * rb + b * bb;
+      dw[b] = f16ToF32(bytes[o]! | (bytes[o + 1]! << 8));
+      for (let e = 0; e < 32; e++) {
+        qw[b * 32 + e] = q4 ? (e < 16 ? bytes[o + 2 + e]! & 15 : bytes[o + 2 + e - 16]! >> 4) - 8 : (bytes[o + 2 + e]! << 24) >> 24;
+      }
+    }
+    for (let i = 0; i < m; i++) {
+      acc.fill(0);
+      const xo = i * k;
+      for (let b = 0; b < nb; b++) {
+        const d = fr(dw[b]! * ds[i * nb + b]!);
+        for (let l = 0; l < 8; l++) {
+          let s = 0;
+          for (let e = b * 32 + 4 * l; e < b * 32 + 4 * l + 4; e++) s += qw[e]! * qs[xo + e]!;
+          if (repack) acc[0] += s; else acc[l] = d * s + acc[l]!; // Float32Array store: fma
+        }
+        if (repack) { const s = acc[0]!; acc[0] = 0; acc[1] = d * s + acc[1]!; }
+      }
+      out[i * n + j] = repack ? acc[1]! : hsum8(acc);
+    }
   }
 }
 
