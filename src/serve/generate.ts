@@ -132,7 +132,8 @@ export async function runJob(ctx: ServeContext, job: Job, signal: AbortSignal,
     }));
   } catch (e) {
     if (e instanceof ValidationError) throw toHttpError(e, API_NAMES);
-    if (!(e instanceof HttpError) && (!(e instanceof TllmError) || e.httpStatus >= 500)) ctx.engine.markFailed(e as Error);
+    // an engine-level TllmError (the executor's ExecutorError: httpStatus 500) means the engine is gone
+    if (e instanceof TllmError && e.httpStatus >= 500) ctx.engine.markFailed(e);
     throw e;
   } finally {
     tickets.forEach((t) => ctx.engine.release(t));
