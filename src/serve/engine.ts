@@ -25,6 +25,7 @@ export interface EngineStats {
 /** What an executor-backed LLM exposes (duck-typed: absent on the simple runner). */
 interface ExecutorLike {
   getStats?: () => unknown;
+  snapshot?: () => unknown;
   healthy?: boolean | (() => boolean);
 }
 
@@ -42,6 +43,7 @@ export interface Ticket {
 export class ServeEngine {
   private readonly tickets = new Set<Ticket>();
   private failed: Error | null = null;
+  private lastExecutor: Partial<EngineStats> = {};
   private closed = false;
   readonly tokensPerBlock: number;
   private readonly fallbackTotalBlocks: number;
@@ -125,15 +127,21 @@ export class ServeEngine {
     return this.llm.generateAsync(ids, params, o);
   }
 
+  /** The executor's view when LLM exposes one (a point-in-time snapshot() preferred over
+   *  getStats(), whose iteration list is empty when no step ran since the last read: then the last
+   *  values seen stand), else this adapter's own bookkeeping. */
   async stats(): Promise<EngineStats> {
     const own = this.ownStats();
-    const get = (this.llm as unknown as ExecutorLike).getStats;
-    if (typeof get !== "function") return own;
+    const x = this.llm as unknown as ExecutorLike;
+    const read = typeof x.snapshot === "function" ? x.snapshot : typeof x.getStats === "function" ? x.getStats : null;
+    if (!read) return own;
     try {
-      return { ...own, ...fromExecutor(await get.call(this.llm), this.tokensPerBlock) };
+      const fresh = fromExecutor(await read.call(this.llm), this.tokensPerBlock);
+      if (Object.keys(fresh).length > 0) this.lastExecutor = fresh;
     } catch {
-      return own;
+      // keep the last values seen; health reports a dead executor separately
     }
+    return { ...own, ...this.lastExecutor };
   }
 
   private ownStats(): EngineStats {
