@@ -160,7 +160,7 @@ export class ServeEngine {
 }
 
 /** Executor statistics (a snapshot, or the latest of a list of iteration stats) -> EngineStats fields. */
-function fromExecutor(raw: unknown, tpb: number): Partial<EngineStats> {
+export function fromExecutor(raw: unknown, tpb: number): Partial<EngineStats> {
   const s = (Array.isArray(raw) ? raw[raw.length - 1] : raw) as Record<string, unknown> | undefined;
   if (!s || typeof s !== "object") return {};
   const kv = (s["kvCacheStats"] ?? s) as KvLike;

@@ -80,3 +80,14 @@ test("chat requests: tool_choice defaults to auto with tools, none without; name
   const r = parseChatRequest({ messages: [...msgs, { role: "assistant", content: null, tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: '{"x": 1}' } }] }] });
   assert.deepEqual((r.messages[1]!["tool_calls"] as { function: { arguments: unknown } }[])[0]!.function.arguments, { x: 1 });
 });
+
+test("executor statistics map onto the /metrics fields (snapshot, or the last of an iteration list)", async () => {
+  const { fromExecutor } = await import("../../src/serve/engine.js");
+  const kv = { maxNumBlocks: 100, freeNumBlocks: 70, usedNumBlocks: 30, tokensPerBlock: 16, reusedBlocks: 3, missedBlocks: 9, cacheHitRate: 0.25 };
+  const snap = { numActiveRequests: 2, numQueuedRequests: 5, kvCacheStats: kv };
+  const want = { running: 2, waiting: 5, kvBlocksUsed: 30, kvBlocksFree: 70, kvBlocksTotal: 100, prefixHitTokens: 48, prefixQueryTokens: 192, prefixHitRate: 0.25 };
+  assert.deepEqual(fromExecutor(snap, 32), want);
+  assert.deepEqual(fromExecutor([{ ...snap, numActiveRequests: 9 }, snap], 32), want);
+  assert.deepEqual(fromExecutor([], 32), {});
+  assert.deepEqual(fromExecutor(null, 32), {});
+});
