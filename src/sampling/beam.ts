@@ -223,3 +223,18 @@ export function kvForkPlan(parents: Int32Array, numPrev: number): { fork: Int32A
   used.forEach((u, i) => { if (!u) freed.push(i); });
   return { fork: Int32Array.from(parents), freed };
 }
+
+/**
+ * n of best_of (sampling, not beam search): indices of the n sequences with the highest
+ * cumulative logprob (of the raw distribution; the Sampler computes it when bestOf > n), best
+ * first, ties to the lower index (TRT-LLM returns them re-indexed in this order).
+ */
+export function selectBestOf(cumLogprobs: readonly number[], n: number): number[] {
+  if (!Number.isInteger(n) || n < 1 || n > cumLogprobs.length) {
+    throw new ValidationError("n", n, `must be an integer in [1, ${cumLogprobs.length}]`);
+  }
+  cumLogprobs.forEach((c, i) => {
+    if (Number.isNaN(c)) throw new ValidationError(`cumLogprobs[${i}]`, c, "NaN: the sequence's logprobs were not computed");
+  });
+  return cumLogprobs.map((c, i) => [c, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, n).map(([, i]) => i);
+}

@@ -5,7 +5,7 @@
 // on the same fixture.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BeamSearch, kvForkPlan, type Hypothesis } from "../../src/sampling/beam.js";
+import { BeamSearch, kvForkPlan, selectBestOf, type Hypothesis } from "../../src/sampling/beam.js";
 import { ValidationError } from "../../src/errors.js";
 
 const V = 5;
@@ -151,4 +151,11 @@ test("kvForkPlan: forks from parents, frees unreferenced beams; bad input is a V
   assert.throws(() => bs.step(new Float32Array(2), 5), ValidationError, "rows shorter than beams x vocab");
   bs.step(new Float32Array(5), 5);
   assert.throws(() => bs.step(new Float32Array(10), 5), ValidationError, "step after done");
+});
+
+test("selectBestOf: the n highest cumulative logprobs, best first, ties to the lower index", () => {
+  assert.deepEqual(selectBestOf([-3, -1, -2, -1, -7], 3), [1, 3, 2]);
+  assert.deepEqual(selectBestOf([-3, -1], 2), [1, 0]);
+  assert.throws(() => selectBestOf([-1, -2], 3), ValidationError);
+  assert.throws(() => selectBestOf([-1, NaN], 1), ValidationError);
 });

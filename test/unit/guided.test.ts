@@ -8,7 +8,7 @@ import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../../src/sampling/rng.js";
 import { ValidationError } from "../../src/errors.js";
 import {
-  applyTokenBitmask, byteLevelString, computeBitmasks, GuidedCompiler, GuidedState, guideKey, isAllowed, type GuidedVocab,
+  applyTokenBitmask, byteLevelString, computeBitmasks, GuidedCompiler, GuidedDecoder, GuidedState, guideKey, isAllowed, type GuidedVocab,
 } from "../../src/sampling/guided/index.js";
 
 const enc = new TextEncoder();
@@ -206,4 +206,27 @@ test("masked sampling draws from the softmax renormalized over the allowed token
       assert.ok(Math.abs(got - q) <= 5 * sd + 1e-4, `token ${t}: ${got} vs ${q} (5 sd = ${5 * sd})`); // binomial, 5 sd
     });
   }
+});
+
+test("GuidedDecoder: per-sequence registry (unguided rows untouched), fork replays state, remove frees", async () => {
+  const d = new GuidedDecoder(await compilerP);
+  await d.add("a", { grammar: 'root ::= "ab" | "ba"' });
+  await d.add("u", undefined);
+  await d.add("v", { json: undefined });
+  assert.equal(d.size, 1, "no guide, no state");
+  let [ma, mu] = await d.masks(["a", "u"]);
+  assert.deepEqual(allowedIds(ma!), [18, 19]);
+  assert.equal(mu, undefined);
+  assert.ok(d.accept("a", 19) && d.accept("u", 5));
+  await d.fork("a", "a/1");
+  assert.deepEqual((await d.masks(["a", "a/1"])).map((m) => allowedIds(m!)), [[18], [18]]);
+  assert.ok(d.accept("a/1", 18));
+  [ma] = await d.masks(["a"]);
+  assert.deepEqual(allowedIds(ma!), [18], "the fork advanced alone");
+  assert.equal(d.accept("a", 19), false, "the grammar rejects b after b");
+  await assert.rejects(d.add("a", { jsonObject: true }), ValidationError);
+  d.remove("a");
+  d.remove("a/1");
+  assert.equal(d.size, 0);
+  assert.equal(d.has("a"), false);
 });

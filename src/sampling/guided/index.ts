@@ -4,5 +4,6 @@ export { loadXGrammar, type XGrammar } from "./xgrammar-loader.js";
 export { encodeVocab, byteLevelString, type GuidedVocab } from "./vocab.js";
 export { GuidedCompiler, guidedCompilerFor, guideKey, type GuidedCompilerOptions } from "./compiler.js";
 export { GuidedState, computeBitmasks } from "./state.js";
+export { GuidedDecoder, type SequenceKey } from "./decoder.js";
 export { applyTokenBitmask, bitmaskWords, isAllowed } from "./mask.js";
 export { Utf8Guard } from "./utf8-guard.js";

@@ -14,10 +14,13 @@ export class GuidedState {
   private disposed = false;
   /** pending restricted UTF-8 lead byte after each accepted token (0: none); length = tokens accepted */
   private readonly leads: number[] = [];
+  /** the accepted tokens (fork replays them) */
+  private readonly tokens: number[] = [];
 
   private constructor(
     private readonly matcher: GrammarMatcher, readonly vocabSize: number,
     private readonly guard: Utf8Guard, private readonly fixed: Int32Array | undefined,
+    private readonly spawn: () => Promise<GuidedState>,
   ) {}
 
   /**
@@ -32,7 +35,8 @@ export class GuidedState {
     });
     const { GrammarMatcher: M } = loadXGrammar();
     const matcher = await M.createGrammarMatcher(compiled, stop, false);
-    return new GuidedState(matcher, compiler.vocabSize, compiler.utf8Guard, compiler.staticMask(g));
+    const spawn = (): Promise<GuidedState> => GuidedState.create(compiler, g, stopTokenIds);
+    return new GuidedState(matcher, compiler.vocabSize, compiler.utf8Guard, compiler.staticMask(g), spawn);
   }
 
   /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
@@ -50,7 +54,10 @@ export class GuidedState {
     this.check();
     if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) throw new ValidationError("token", token, `not in [0, ${this.vocabSize})`);
     const ok = this.matcher.acceptToken(token);
-    if (ok) this.leads.push(this.guard.after(token));
+    if (ok) {
+      this.leads.push(this.guard.after(token));
+      this.tokens.push(token);
+    }
     return ok;
   }
 
@@ -68,6 +75,21 @@ export class GuidedState {
     if (n === 0) return;
     this.matcher.rollBack(n);
     this.leads.length = k - n;
+    this.tokens.length = k - n;
+  }
+
+  /**
+   * An independent copy in the same state (beam search forks, n > 1 sharing a prompt): a new
+   * matcher on the same compiled grammar with the accepted tokens replayed (the web binding has
+   * no matcher copy), O(tokens so far).
+   */
+  async fork(): Promise<GuidedState> {
+    this.check();
+    const s = await this.spawn();
+    for (const t of this.tokens) {
+      if (!s.accept(t)) throw new ValidationError("fork", t, "replay rejected a token the original accepted");
+    }
+    return s;
   }
 
   get numAccepted(): number {
