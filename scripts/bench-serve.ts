@@ -2,8 +2,9 @@
 // length with ignore_eos) run through the in-process API (LLM.generateAsync) and through the HTTP
 // server (a TllmServer in this process, clients over loopback parsing SSE). Reports output tokens/s
 // of both and their ratio; the target is HTTP >= 95% of in-process.
-//   npm run bench:serve -- [MODEL] [--concurrency 16] [--requests 32] [--max-tokens 64] [--backend auto] [--rounds 2]
+//   npm run bench:serve -- [MODEL] [--concurrency 16] [--requests 32] [--max-tokens 64] [--backend auto] [--rounds 3]
 // MODEL defaults to a random-weight Llama fixture (hidden 256, 4 layers, Q8_0, Llama-2 vocabulary).
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GgmlType } from "../src/backends/dtypes.js";
@@ -17,7 +18,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     concurrency: { type: "string", default: "16" }, requests: { type: "string", default: "32" },
-    "max-tokens": { type: "string", default: "64" }, backend: { type: "string", default: "auto" }, rounds: { type: "string", default: "2" },
+    "max-tokens": { type: "string", default: "64" }, backend: { type: "string", default: "auto" }, rounds: { type: "string", default: "3" },
   },
 });
 const C = Number(values.concurrency), N = Number(values.requests), T = Number(values["max-tokens"]), ROUNDS = Number(values.rounds);
@@ -79,6 +80,8 @@ const server = await TllmServer.start(llm, { port: 0, logLevel: "warn" });
 try {
   await pool((i) => inProcess(llm, i)); // warm-up (kernels, caches, JIT)
   await pool((i) => overHttp(server.url, i));
+  // paired rounds (in-process then HTTP, back to back) so that drift in the machine's load hits
+  // both sides alike; the ratio reported is the median of the per-pair ratios
   const tps = { api: [] as number[], http: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
     const a = await pool((i) => inProcess(llm, i));
@@ -86,12 +89,13 @@ try {
     tps.api.push(a.tokens / a.seconds);
     tps.http.push(h.tokens / h.seconds);
   }
-  const best = (xs: number[]) => Math.max(...xs);
-  const api = best(tps.api), http = best(tps.http);
-  console.log(`model ${model} backend ${llm.config.backend} threads ${llm.config.threads}; ${N} requests x ${T} tokens, ${C} concurrent, best of ${ROUNDS}`);
-  console.log(`in-process : ${api.toFixed(1)} output tok/s  (rounds: ${tps.api.map((x) => x.toFixed(1)).join(", ")})`);
-  console.log(`HTTP + SSE : ${http.toFixed(1)} output tok/s  (rounds: ${tps.http.map((x) => x.toFixed(1)).join(", ")})`);
-  console.log(`ratio HTTP/in-process: ${(http / api).toFixed(3)} (overhead ${((1 - http / api) * 100).toFixed(1)}%; target <= 5%)`);
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
+  const ratios = tps.http.map((h, i) => h / tps.api[i]!);
+  const ratio = median(ratios);
+  console.log(`model ${model} backend ${llm.config.backend} threads ${llm.config.threads}; ${N} requests x ${T} tokens, ${C} concurrent, ${ROUNDS} paired rounds; load average ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`in-process : ${median(tps.api).toFixed(1)} output tok/s median  (rounds: ${tps.api.map((x) => x.toFixed(1)).join(", ")})`);
+  console.log(`HTTP + SSE : ${median(tps.http).toFixed(1)} output tok/s median  (rounds: ${tps.http.map((x) => x.toFixed(1)).join(", ")})`);
+  console.log(`ratio HTTP/in-process: ${ratio.toFixed(3)} median of pairs (${ratios.map((x) => x.toFixed(3)).join(", ")}); overhead ${((1 - ratio) * 100).toFixed(1)}%, target <= 5%`);
 } finally {
   await server.close();
   await llm.shutdown();
