@@ -89,3 +89,24 @@ test("ggmlExpf: within 2 f32 ulp of exp, exact at 0, flushes far below", () => {
     assert.equal(got, Math.fround(got), "an f32 value");
   }
 });
+
+test("glibcSinCosf reproduces glibc's sinf/cosf where f32(Math.sin/cos) does not", async () => {
+  const { glibcSinCosf } = await import("../../src/backends/reference/ops-rope.js");
+  // values printed by this machine's glibc (printf("%a", sinf(x))) for two rope angles
+  // (theta_0 = 1, 2 times 500000^(-2i/128) for i = 3, 4); f32(Math.sin) is 1 ulp off on the first,
+  // f32(Math.cos) on the second
+  const hx = (m: string, e: number): number => parseInt(m, 16) * 2 ** (e - 24);
+  const t1 = hx("114c708", -1), t2 = hx("1c2ef74", -1);
+  assert.equal(glibcSinCosf(t1, false), hx("1077e22", -1));
+  assert.equal(glibcSinCosf(t2, true), hx("145ee98", -1));
+  assert.notEqual(Math.fround(Math.sin(t1)), hx("1077e22", -1));
+  // tiny and quadrant-reduced arguments stay within 1 ulp of the true values
+  assert.equal(glibcSinCosf(2 ** -13, true), 1);
+  assert.equal(glibcSinCosf(2 ** -13, false), 2 ** -13);
+  for (const x of [0.7, 1, 2.5, -3, 10.25, 57.3, -119]) {
+    const f = Math.fround(x);
+    for (const [got, want] of [[glibcSinCosf(f, false), Math.sin(f)], [glibcSinCosf(f, true), Math.cos(f)]] as const) {
+      assert.ok(Math.abs(got - want) <= 2 ** (Math.floor(Math.log2(Math.abs(want))) - 23), `${x}: ${got} vs ${want}`);
+    }
+  }
+});
