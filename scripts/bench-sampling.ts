@@ -5,7 +5,7 @@
 // context `ctx` on the native backend through loadModel (f16 KV; KV contents do not change the
 // time). Sampling: the Sampler over [B, 151936] model-like logits (Qwen2's vocabulary, from
 // test/fixtures/vocab/ggml-vocab-qwen2.gguf), without a grammar and with XGrammar masks (JSON
-// schema, json_object, regex), where a step is computeBitmasks + Sampler.sample + accept for the
+// schema, json_object, regex), where a step is computeBitmasksSync + Sampler.sample + accept for the
 // whole batch. Times are medians over `steps` steps after one warm-up; "% fwd" = ms / forward ms.
 // Targets: <= 5% without a grammar, <= 15% with one.
 import { join } from "node:path";
@@ -20,7 +20,7 @@ import { Tokenizer } from "../src/tokenizer/index.js";
 import { createSamplingParams, type SamplingParamsInput } from "../src/api/sampling-params.js";
 import { Sampler, type SamplingRow } from "../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../src/sampling/rng.js";
-import { computeBitmasks, GuidedCompiler, GuidedState } from "../src/sampling/guided/index.js";
+import { computeBitmasksSync, GuidedCompiler, GuidedState } from "../src/sampling/guided/index.js";
 import type { GuidedDecodingParams } from "../src/sampling/params.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -112,7 +112,7 @@ async function guidedMs(
   for (let step = 0; step <= STEPS; step++) {
     work.set(logits);
     const t0 = performance.now();
-    const masks = await computeBitmasks(states);
+    const masks = computeBitmasksSync(states);
     if (step > 0) maskTs.push(performance.now() - t0);
     const rows: SamplingRow[] = outs.map((o, i) => ({ params, rng: rngKeyForSeed(2, i), promptTokenIds: [1], outputTokenIds: o, tokenBitmask: masks[i] }));
     const res = sampler.sample(work, rows, vocab);

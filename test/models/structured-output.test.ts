@@ -24,7 +24,7 @@ import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
 import { Tokenizer } from "../../src/tokenizer/index.js";
 import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../../src/sampling/rng.js";
-import { computeBitmasks, GuidedCompiler, GuidedState, isAllowed } from "../../src/sampling/guided/index.js";
+import { computeBitmasksSync, GuidedCompiler, GuidedState, isAllowed } from "../../src/sampling/guided/index.js";
 import type { GuidedDecodingParams } from "../../src/sampling/params.js";
 import { FIXTURE_CACHE, vocab } from "./fixtures.js";
 
@@ -80,7 +80,7 @@ async function generate(m: ReturnType<typeof loadModel>, tok: Tokenizer, compile
   let logits = forward(m, kv, active.map((i) => ({ seq: i, tokens: prompt, start: 0 })));
   const sampler = new Sampler();
   for (let step = 0; step < MAX_TOKENS && active.length > 0; step++) {
-    const masks = await computeBitmasks(active.map((i) => states[i]));
+    const masks = computeBitmasksSync(active.map((i) => states[i])); // synchronous, as in the step loop
     const rows: SamplingRow[] = active.map((i, r) => ({ params, rng: rngKeyForSeed(seed, i), promptTokenIds: prompt, outputTokenIds: outs[i]!, tokenBitmask: masks[r] }));
     const res = sampler.sample(logits, rows, vocabN);
     const next: number[] = [];

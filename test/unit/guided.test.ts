@@ -8,7 +8,7 @@ import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../../src/sampling/rng.js";
 import { ValidationError } from "../../src/errors.js";
 import {
-  applyTokenBitmask, byteLevelString, computeBitmasks, GuidedCompiler, GuidedDecoder, GuidedState, guideKey, isAllowed, type GuidedVocab,
+  applyTokenBitmask, byteLevelString, computeBitmasks, computeBitmasksSync, GuidedCompiler, GuidedDecoder, GuidedState, guideKey, isAllowed, type GuidedVocab,
 } from "../../src/sampling/guided/index.js";
 
 const enc = new TextEncoder();
@@ -215,6 +215,7 @@ test("GuidedDecoder: per-sequence registry (unguided rows untouched), fork repla
   await d.add("v", { json: undefined });
   assert.equal(d.size, 1, "no guide, no state");
   let [ma, mu] = await d.masks(["a", "u"]);
+  assert.deepEqual(d.masksSync(["a", "u"]), [ma, mu]);
   assert.deepEqual(allowedIds(ma!), [18, 19]);
   assert.equal(mu, undefined);
   assert.ok(d.accept("a", 19) && d.accept("u", 5));
@@ -229,4 +230,20 @@ test("GuidedDecoder: per-sequence registry (unguided rows untouched), fork repla
   d.remove("a/1");
   assert.equal(d.size, 0);
   assert.equal(d.has("a"), false);
+});
+
+test("synchronous masks (binding exported by the loader shim) equal the async API's at every step", async () => {
+  const schema = { type: "object", properties: { a: { type: "array", items: { type: "integer" }, maxItems: 3 }, b: { type: "string", maxLength: 3 } }, required: ["a"] };
+  const s = await GuidedState.create(await compilerP, { json: schema });
+  let steps = 0;
+  for (let i = 0; i < 40 && !s.isTerminated(); i++) {
+    const a = await s.nextBitmask();
+    const [b] = computeBitmasksSync([s]);
+    assert.deepEqual(b, a, `step ${i}`);
+    const allowed = allowedIds(a);
+    assert.ok(s.accept(allowed[(i * 7) % allowed.length]!));
+    steps++;
+  }
+  assert.ok(steps >= 3);
+  s.dispose();
 });

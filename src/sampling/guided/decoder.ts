@@ -1,7 +1,7 @@
 // GuidedDecoder: what the request loop calls, keyed by sequence (request id, or "id/seq" for
 // n > 1 / beams). Sequences without a guide are never registered and cost nothing per step.
 //   admission:  await decoder.add(key, params.guidedDecoding, stopIds)  (ValidationError: fail the request)
-//   each step:  const masks = await decoder.masks(rowKeys)  -> SamplingRow.tokenBitmask = masks[i]
+//   each step:  const masks = decoder.masksSync(rowKeys) (or await masks()) -> SamplingRow.tokenBitmask = masks[i]
 //               after sampling: decoder.accept(key, token) for each guided row
 //   rejection (speculative decoding): decoder.rollback(key, n); beams: await decoder.fork(src, dst)
 //   finish / abort:  decoder.remove(key)
@@ -52,6 +52,14 @@ export class GuidedDecoder {
       out[i] = s && !s.isTerminated() ? await s.nextBitmask() : undefined;
     }
     return out;
+  }
+
+  /** masks() without the Promise, for a synchronous step loop. */
+  masksSync(keys: readonly SequenceKey[]): (Int32Array | undefined)[] {
+    return keys.map((k) => {
+      const s = this.states.get(k);
+      return s && !s.isTerminated() ? s.nextBitmaskSync() : undefined;
+    });
   }
 
   /** Advances a guided sequence; true for unguided keys. False: the grammar rejected the token. */

@@ -7,7 +7,7 @@ import { ValidationError } from "../../errors.js";
 import type { GuidedDecodingParams } from "../params.js";
 import type { GuidedCompiler } from "./compiler.js";
 import type { Utf8Guard } from "./utf8-guard.js";
-import { loadXGrammar } from "./xgrammar-loader.js";
+import { loadXGrammar, xgrammarBinding } from "./xgrammar-loader.js";
 import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 
 export class GuidedState {
@@ -42,7 +42,25 @@ export class GuidedState {
   /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
   async nextBitmask(): Promise<Int32Array> {
     this.check();
-    const m = await this.matcher.getNextTokenBitmask();
+    return this.guardMask(await this.matcher.getNextTokenBitmask());
+  }
+
+  /**
+   * nextBitmask() without the Promise (the async API only awaits the binding's one-time
+   * initialization, done by create()), for a synchronous step loop. Same mask.
+   */
+  nextBitmaskSync(): Int32Array {
+    this.check();
+    const b = xgrammarBinding();
+    if (!b) throw new ValidationError("GuidedState", "uninitialized", "XGrammar binding not initialized");
+    const handle = (this.matcher as unknown as { handle: { GetNextTokenBitmask(n: number): { delete(): void } } }).handle;
+    const vec = handle.GetNextTokenBitmask(this.vocabSize);
+    const m = b.vecIntToView(vec).slice();
+    vec.delete();
+    return this.guardMask(m);
+  }
+
+  private guardMask(m: Int32Array): Int32Array {
     if (this.fixed) for (let w = 0; w < m.length; w++) m[w]! &= this.fixed[w]!;
     const lead = this.leads.length > 0 ? this.leads[this.leads.length - 1]! : 0;
     if (lead !== 0) this.guard.restrict(m, lead);
@@ -119,4 +137,9 @@ export async function computeBitmasks(states: readonly (GuidedState | undefined)
     out[i] = s && !s.isTerminated() ? await s.nextBitmask() : undefined;
   }
   return out;
+}
+
+/** computeBitmasks without the Promise (see GuidedState.nextBitmaskSync). */
+export function computeBitmasksSync(states: readonly (GuidedState | undefined)[]): (Int32Array | undefined)[] {
+  return states.map((s) => (s && !s.isTerminated() ? s.nextBitmaskSync() : undefined));
 }
