@@ -247,3 +247,21 @@ test("synchronous masks (binding exported by the loader shim) equal the async AP
   assert.ok(steps >= 3);
   s.dispose();
 });
+
+test("createSync / addSync need a prepared guide and then behave as the async path", async () => {
+  const c = await compilerP;
+  const g = { grammar: 'root ::= "a" ("b" | "ab")' };
+  const d = new GuidedDecoder(c);
+  assert.throws(() => d.addSync("x", g), ValidationError, "not compiled yet");
+  await d.prepare(g);
+  d.addSync("x", g, [7]);
+  const s = await GuidedState.create(c, g, [7]);
+  for (const t of [18, 19]) {
+    const [mx] = d.masksSync(["x"]);
+    assert.deepEqual(allowedIds(mx!), allowedIds(await s.nextBitmask()));
+    assert.ok(d.accept("x", t) && s.accept(t));
+  }
+  assert.deepEqual(allowedIds(d.masksSync(["x"])[0]!), [7], "complete: only the request's stop id");
+  d.remove("x");
+  s.dispose();
+});

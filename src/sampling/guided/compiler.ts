@@ -34,6 +34,8 @@ export class GuidedCompiler {
   readonly vocabSize: number;
   readonly stopTokenIds: readonly number[];
   private readonly cache = new Map<string, Promise<CompiledGrammar>>();
+  /** the settled entries of `cache`, for compiledSync */
+  private readonly ready = new Map<string, CompiledGrammar>();
   private readonly anyWhitespace: boolean;
   private readonly cacheSize: number;
   private guard: Utf8Guard | undefined;
@@ -87,15 +89,22 @@ export class GuidedCompiler {
       return p;
     }
     p = this.compileUncached(key[0], key[1]);
-    p.catch(() => this.cache.delete(k));
+    p.then((c) => { if (this.cache.get(k) === p) this.ready.set(k, c); }, () => this.cache.delete(k));
     this.cache.set(k, p);
     while (this.cache.size > this.cacheSize) {
       const oldest = this.cache.keys().next().value as string;
       const old = this.cache.get(oldest)!;
       this.cache.delete(oldest);
+      this.ready.delete(oldest);
       old.then((c) => c.dispose(), () => undefined);
     }
     return p;
+  }
+
+  /** The compiled grammar of `g` if compile(g) has finished (undefined otherwise). */
+  compiledSync(g: GuidedDecodingParams): CompiledGrammar | undefined {
+    const key = guideKey(g);
+    return key ? this.ready.get(`${key[0]}\u0000${key[1]}`) : undefined;
   }
 
   private async compileUncached(kind: string, text: string): Promise<CompiledGrammar> {
@@ -125,6 +134,7 @@ export class GuidedCompiler {
   dispose(): void {
     for (const p of this.cache.values()) p.then((c) => c.dispose(), () => undefined);
     this.cache.clear();
+    this.ready.clear();
     this.compiler.dispose();
   }
 }

@@ -1,6 +1,8 @@
 // GuidedDecoder: what the request loop calls, keyed by sequence (request id, or "id/seq" for
 // n > 1 / beams). Sequences without a guide are never registered and cost nothing per step.
 //   admission:  await decoder.add(key, params.guidedDecoding, stopIds)  (ValidationError: fail the request)
+//               or, in a synchronous loop: await decoder.prepare(guide) at submission, then
+//               decoder.addSync(key, guide, stopIds) when the sequence is created
 //   each step:  const masks = decoder.masksSync(rowKeys) (or await masks()) -> SamplingRow.tokenBitmask = masks[i]
 //               after sampling: decoder.accept(key, token) for each guided row
 //   rejection (speculative decoding): decoder.rollback(key, n); beams: await decoder.fork(src, dst)
@@ -34,6 +36,18 @@ export class GuidedDecoder {
     if (this.states.has(key)) throw new ValidationError("sequence", key, "already has a guide");
     const s = await GuidedState.create(this.compiler, g, stopTokenIds);
     this.states.set(key, s);
+  }
+
+  /** Compiles `g` ahead (at submission), so that addSync can run inside a synchronous step. */
+  async prepare(g: GuidedDecodingParams | undefined): Promise<void> {
+    if (GuidedDecoder.wants(g)) await this.compiler.compile(g);
+  }
+
+  /** add() without the Promise; `g` must have been prepared. */
+  addSync(key: SequenceKey, g: GuidedDecodingParams | undefined, stopTokenIds?: readonly number[]): void {
+    if (!GuidedDecoder.wants(g)) return;
+    if (this.states.has(key)) throw new ValidationError("sequence", key, "already has a guide");
+    this.states.set(key, GuidedState.createSync(this.compiler, g, stopTokenIds));
   }
 
   has(key: SequenceKey): boolean {

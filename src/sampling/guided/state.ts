@@ -29,14 +29,30 @@ export class GuidedState {
    */
   static async create(compiler: GuidedCompiler, g: GuidedDecodingParams, stopTokenIds?: readonly number[]): Promise<GuidedState> {
     const compiled = await compiler.compile(g);
-    const stop = stopTokenIds && stopTokenIds.length > 0 ? [...new Set(stopTokenIds)] : undefined;
-    stop?.forEach((t) => {
-      if (!Number.isInteger(t) || t < 0 || t >= compiler.vocabSize) throw new ValidationError("stopTokenIds", t, `not in [0, ${compiler.vocabSize})`);
-    });
+    const stop = checkStop(compiler, stopTokenIds);
     const { GrammarMatcher: M } = loadXGrammar();
     const matcher = await M.createGrammarMatcher(compiled, stop, false);
+    return GuidedState.wrap(compiler, g, stopTokenIds, matcher);
+  }
+
+  /**
+   * create() without the Promise, for a synchronous step loop: the guide must have been compiled
+   * already (await compiler.compile(g), e.g. when the request is submitted).
+   */
+  static createSync(compiler: GuidedCompiler, g: GuidedDecodingParams, stopTokenIds?: readonly number[]): GuidedState {
+    const compiled = compiler.compiledSync(g);
+    const b = xgrammarBinding();
+    if (!compiled || !b) throw new ValidationError("guidedDecoding", g, "not compiled yet: await compiler.compile(guide) first");
+    const stop = checkStop(compiler, stopTokenIds);
+    const handle = new b.GrammarMatcher(compiled.handle, stop ? b.vecIntFromJSArray(stop) : undefined, false, -1);
+    const { GrammarMatcher: M } = loadXGrammar();
+    const Ctor = M as unknown as new (h: unknown, vocab: number) => GrammarMatcher;
+    return GuidedState.wrap(compiler, g, stopTokenIds, new Ctor(handle, compiler.vocabSize));
+  }
+
+  private static wrap(compiler: GuidedCompiler, g: GuidedDecodingParams, stopTokenIds: readonly number[] | undefined, m: GrammarMatcher): GuidedState {
     const spawn = (): Promise<GuidedState> => GuidedState.create(compiler, g, stopTokenIds);
-    return new GuidedState(matcher, compiler.vocabSize, compiler.utf8Guard, compiler.staticMask(g), spawn);
+    return new GuidedState(m, compiler.vocabSize, compiler.utf8Guard, compiler.staticMask(g), spawn);
   }
 
   /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
@@ -142,4 +158,12 @@ export async function computeBitmasks(states: readonly (GuidedState | undefined)
 /** computeBitmasks without the Promise (see GuidedState.nextBitmaskSync). */
 export function computeBitmasksSync(states: readonly (GuidedState | undefined)[]): (Int32Array | undefined)[] {
   return states.map((s) => (s && !s.isTerminated() ? s.nextBitmaskSync() : undefined));
+}
+
+function checkStop(compiler: GuidedCompiler, stopTokenIds: readonly number[] | undefined): number[] | undefined {
+  const stop = stopTokenIds && stopTokenIds.length > 0 ? [...new Set(stopTokenIds)] : undefined;
+  stop?.forEach((t) => {
+    if (!Number.isInteger(t) || t < 0 || t >= compiler.vocabSize) throw new ValidationError("stopTokenIds", t, `not in [0, ${compiler.vocabSize})`);
+  });
+  return stop;
 }

@@ -24,6 +24,8 @@ const EXPORTS_START = "exports.CompiledGrammar = CompiledGrammar;";
 /** The parts of the Emscripten binding the synchronous mask path uses. */
 export interface XGrammarBinding {
   vecIntToView(v: unknown): Int32Array;
+  vecIntFromJSArray(a: number[]): unknown;
+  GrammarMatcher: new (compiled: unknown, stop: unknown, terminateWithoutStop: boolean, maxRollback: number) => unknown;
 }
 
 let loaded: XGrammar | undefined;
