@@ -1,13 +1,17 @@
-// Reference matmul and embedding: dequantize each weight row once per call into scratch and dot it
-// with every activation row, so quantized weights cost one decode per call.
+// Reference matmul and embedding: dequantize (or decode) each weight row once per call and dot it
+// with every activation row.
 //
-// Numerics (a GGUF model's output is defined by ggml-cpu's arithmetic, see act-quant.ts):
+// Numerics: a GGUF model's output is defined by ggml-cpu's arithmetic (llama.cpp's prebuilt CPU
+// binary, AVX2 build), and these random models turn a 1-ulp difference into a visible one once the
+// next matmul rounds its activations, so each weight type follows the kernel ggml picks for it:
 // - activations are first rounded to the weight type's vec_dot type (act-quant.ts);
-// - F32/F16 weights: the dot product is summed in f32 in exactly ggml's order (dot32Tiny /
-//   dot32Vec below), because these models amplify a 1-ulp difference once the next layer rounds
-//   its activations to f16;
-// - quantized weights: plain f64 sum of deq(w) · deq(q(x)) (ggml sums exact integer block dots
-//   with f32 block scales; the remaining difference is ~1 f32 ulp of the result).
+// - F32/F16: f32 sums in ggml's order (dot32Tiny: tinyBLAS for >= 2 rows; dot32Vec: vec_dot_f32/f16);
+// - Q4_0/Q8_0 (matmulQ0), Q4_K (matmulQ4K), Q6_K (matmulQ6K): exact integer block dots, f32 fma
+//   accumulation split across lanes exactly as the AVX2 kernel (vec_dot, tinyBLAS_Q0, repack) does;
+// - other types (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, BF16...): plain f64 sum of deq(w) · deq(q(x))
+//   (right to ~1 f32 ulp; not mirrored further because no fixture or supported checkpoint needs it yet).
+// Every path is verified bit-identical to llama.cpp's tensors on the model fixtures (see the report
+// of test/models/llama-vs-llamacpp.test.ts).
 import { GgmlType, rowBytes } from "../dtypes.js";
 import type { WeightTensor } from "../backend.js";
 import { ValidationError } from "../../errors.js";
