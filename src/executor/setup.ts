@@ -11,6 +11,7 @@ import { ModelRunner } from "../engine/model-runner.js";
 import { ValidationError } from "../errors.js";
 import { KVCacheManager } from "../kvcache/kv-cache-manager.js";
 import { loadModel } from "../models/loader.js";
+import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { checkExecutorConfig, EXECUTOR_DEFAULTS, type EngineInfo, type ExecutorConfig } from "./config.js";
@@ -52,6 +53,8 @@ export interface Engine {
   core: ExecutorCore;
   info: EngineInfo;
   tokenizer: Tokenizer;
+  /** the grammar engine, created (and handed to the core) on the first guided request */
+  guided(): Promise<GuidedDecoder>;
   close(): void;
 }
 
@@ -86,7 +89,12 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
       backend: name, vocabSize: mc.vocabSize, maxSeqLen, maxInputLen, maxNumTokens, maxBatchSize, numKvBlocks: pool.numBlocks,
       tokensPerBlock: kvc.tokensPerBlock, kvDtype, kvReason: reason, eosTokenIds: tokenizer.eosTokenIds,
     };
-    return { core, info, tokenizer, close: () => loaded.checkpoint.close() };
+    let guided: Promise<GuidedDecoder> | null = null;
+    const getGuided = (): Promise<GuidedDecoder> => {
+      guided ??= GuidedDecoder.create(tokenizer, mc.vocabSize).then((d) => (core.guided = d));
+      return guided;
+    };
+    return { core, info, tokenizer, guided: getGuided, close: () => loaded.checkpoint.close() };
   } catch (e) {
     loaded.checkpoint.close();
     throw e;
@@ -95,7 +103,7 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
 
 /** Resolves params, tokenizes the prompt and checks both against the model (throws ValidationError). */
 export async function prepareSubmission(msg: SubmitMsg, tokenizer: Tokenizer, vocabSize: number,
-  defaults: SamplingParamsInput | undefined): Promise<Submission> {
+  defaults: SamplingParamsInput | undefined, guided?: () => Promise<GuidedDecoder>): Promise<Submission> {
   const params = createSamplingParams(msg.params, defaults);
   if (params.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported yet");
   if (params.endId === undefined) params.endId = tokenizer.eosTokenIds[0];
@@ -111,6 +119,10 @@ export async function prepareSubmission(msg: SubmitMsg, tokenizer: Tokenizer, vo
   }
   if (params.truncatePromptTokens !== undefined) ids = ids.slice(-params.truncatePromptTokens);
   const badWordsIds = await Promise.all(params.bad.map((w) => tokenizer.encode(w, { addSpecialTokens: false })));
+  if (GuidedDecoder.wants(params.guidedDecoding)) {
+    if (!guided) throw new ValidationError("guidedDecoding", params.guidedDecoding, "guided decoding is not available here");
+    await (await guided()).prepare(params.guidedDecoding); // compile now: the step only creates the matcher
+  }
   if (msg.priority !== undefined && !(msg.priority >= 0 && msg.priority <= 1)) throw new ValidationError("priority", msg.priority, "must be in [0, 1]");
   return {
     requestId: msg.requestId, prompt: typeof msg.prompt === "string" ? msg.prompt : null, promptTokenIds: ids, params, badWordsIds,

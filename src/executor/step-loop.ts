@@ -16,6 +16,7 @@ import type { KVCacheManager } from "../kvcache/kv-cache-manager.js";
 import { RequestState } from "../scheduler/request-state.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { ScheduledRequest, SchedulerOutput } from "../scheduler/types.js";
+import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import { Sampler, type SampleResult } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { RequestGroup } from "./group.js";
@@ -65,6 +66,8 @@ export class ExecutorCore {
   private iter = 0;
   /** kv.stats().allocated at the end of the previous step (allocNewBlocks) */
   private lastAllocated = 0;
+  /** grammar masks for guided requests; set by the worker when the first guided request arrives */
+  guided: GuidedDecoder | null = null;
 
   constructor(
     readonly runner: ModelRunner,
@@ -201,7 +204,22 @@ export class ExecutorCore {
         maxTokens, arrival, priority: sub.priority ?? 0.5, cacheSalt: sub.cacheSalt, badWordsIds: sub.badWordsIds, extraEos,
       }, this.tokenizer));
     }
+    this.addGuides(g, extraEos);
     return g;
+  }
+
+  /** registers each sequence's grammar matcher (compiled at submission, see setup.ts) */
+  private addGuides(g: RequestGroup, extraEos: ReadonlySet<number>): void {
+    const p = g.seqs[0]!.params;
+    if (!GuidedDecoder.wants(p.guidedDecoding)) return;
+    if (!this.guided) throw new ValidationError("guidedDecoding", p.guidedDecoding, "the grammar engine was not prepared for this request");
+    const stopIds = [...(p.ignoreEos || p.endId === undefined ? [] : [p.endId, ...extraEos]), ...p.stopTokenIds];
+    try {
+      for (const s of g.seqs) this.guided.addSync(s.id, p.guidedDecoding, stopIds);
+    } catch (e) {
+      for (const s of g.seqs) this.guided.remove(s.id);
+      throw e;
+    }
   }
 
   /** runs the scheduler and applies its output to running / waiting */
@@ -242,15 +260,35 @@ export class ExecutorCore {
   private sample(list: readonly Scheduled[], logits: Float32Array, rowSeq: number[], errors: StepOutput["errors"]) {
     const V = this.runner.vocabSize;
     const out = new Map<Request, SampleResult>();
-    rowSeq.forEach((i, row) => {
-      const req = list[i]!.req;
+    const reqs = rowSeq.map((i) => list[i]!.req);
+    const masks = this.guidedMasks(reqs, errors);
+    const failed = new Set(errors.map((e) => e.requestId));
+    reqs.forEach((req, row) => {
+      if (failed.has(req.requestId)) return;
       try {
-        out.set(req, this.sampler.sample(logits.subarray(row * V, (row + 1) * V), [req.row], V)[0]!);
+        if (masks) req.row.tokenBitmask = masks[row];
+        const r = this.sampler.sample(logits.subarray(row * V, (row + 1) * V), [req.row], V)[0]!;
+        if (this.guided?.has(req.id) && !this.guided.accept(req.id, r.token)) {
+          throw new ValidationError("guidedDecoding", r.token, `token rejected by the grammar of request ${req.requestId}`);
+        }
+        out.set(req, r);
       } catch (error) {
         errors.push({ requestId: req.requestId, error });
       }
     });
     return out;
+  }
+
+  /** the step's grammar bitmasks, per row (undefined for unguided rows); null when nothing is guided */
+  private guidedMasks(reqs: readonly Request[], errors: StepOutput["errors"]): (Int32Array | undefined)[] | null {
+    const d = this.guided;
+    if (!d || d.size === 0) return null;
+    try {
+      return d.masksSync(reqs.map((r) => r.id));
+    } catch (error) {
+      for (const r of reqs) if (d.has(r.id)) errors.push({ requestId: r.requestId, error });
+      return reqs.map(() => undefined);
+    }
   }
 
   /** advance computed counts, cache full blocks, append sampled tokens (stop checks, detokenize) */
@@ -301,6 +339,7 @@ export class ExecutorCore {
     const mine = new Set(g.seqs);
     for (const s of g.seqs) {
       this.kv.free(s);
+      this.guided?.remove(s.id);
       s.state = RequestState.GENERATION_COMPLETE;
     }
     this.running = this.running.filter((r) => !mine.has(r));

@@ -75,7 +75,7 @@ function handle(e: Engine, m: ToWorker): void {
 async function submit(e: Engine, m: SubmitMsg): Promise<void> {
   preparing.add(m.requestId);
   try {
-    const sub = await prepareSubmission(m, e.tokenizer, e.info.vocabSize, config.generationDefaults);
+    const sub = await prepareSubmission(m, e.tokenizer, e.info.vocabSize, config.generationDefaults, e.guided);
     if (dead) return;
     e.core.submit(sub);
     post({ type: "accepted", requestId: m.requestId, promptTokenIds: sub.promptTokenIds });

@@ -253,6 +253,25 @@ describe("executor: API surface", () => {
     assert.deepEqual(a.outputs.map((o) => o.tokenIds), b.outputs.map((o) => o.tokenIds));
   });
 
+  test("guided decoding in the worker: outputs match the regex and end on EOS; unguided requests beside them are unchanged", async () => {
+    const r = rng(15);
+    const plain = randomPrompt(r, 12);
+    const [yesNo, digits, other] = await Promise.all([
+      ex.generateAsync(randomPrompt(r, 9), { maxTokens: 12, guidedDecoding: { regex: "(yes|no)" } }),
+      ex.generateAsync(randomPrompt(r, 9), { maxTokens: 12, temperature: 1, seed: 3, n: 2, guidedDecoding: { regex: "[0-9]{3}" } }),
+      ex.generateAsync(plain, { maxTokens: 6 }, { cacheSalt: "guided-mix" }),
+    ]);
+    assert.match(yesNo.outputs[0]!.text, /^(yes|no)$/);
+    assert.equal(yesNo.outputs[0]!.finishReason, "stop");
+    for (const o of digits.outputs) {
+      assert.match(o.text, /^[0-9]{3}$/);
+      assert.equal(o.finishReason, "stop");
+    }
+    assert.deepEqual(other.outputs[0]!.tokenIds, (await alone(ex, plain, 6)).outputs[0]!.tokenIds);
+    await assert.rejects(ex.generateAsync([5, 6], { maxTokens: 4, guidedDecoding: { regex: "(unclosed" } }).promise,
+      (e: unknown) => e instanceof Error && /regex|guided|grammar|parse/i.test(e.message));
+  });
+
   test("a request with bad params fails alone (caller side and worker side); the others complete as alone", async () => {
     const r = rng(10);
     const prompts = [randomPrompt(r, 20), randomPrompt(r, 30)];
