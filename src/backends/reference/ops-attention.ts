@@ -2,8 +2,8 @@
 // slot s = block * tokensPerBlock + offset.
 // Numerics mirror llama.cpp's non-flash attention graph on ggml-cpu (llama-graph.cpp build_attn_mha:
 // kq = mul_mat(k, q); soft_max_ext(kq, mask, scale); kqv = mul_mat(v, kq)), all in f32:
-// - scores: ggml_vec_dot_f32 over headDim (q is a permuted view, so never tinyBLAS), f16 pools
-//   round q to f16 first (vec_dot_f16);
+// - scores: ggml_vec_dot_f32 over headDim (q is a permuted view, so never tinyBLAS); f16 pools
+//   round q to f16 first, into a contiguous buffer, so tinyBLAS for >= 2 rows, vec_dot_f16 for one;
 // - softmax: ggml_compute_forward_soft_max_f32: s = f32(dot * scale) (masked: -inf), exp via
 //   ggml_v_expf over groups of 8 positions, group sums hsum'd in f32 and added in f64,
 //   p = f32(e * f32(1 / sum));
@@ -101,7 +101,9 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
     if (j < lo || j > hi) { pr[j] = -Infinity; continue; }
     const ki = kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 0, kvh);
     for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, ki + d);
-    pr[j] = fr(dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16) * ws.scale);
+    // f16 K: q is converted to f16 into a contiguous buffer, so ggml takes tinyBLAS for >= 2 rows
+    const dot = f16 && ws.rows >= 2 && hd % 8 === 0 ? dot32Tiny(ws.qvec, 0, ws.kvec, 0, hd) : dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16);
+    pr[j] = fr(dot * ws.scale);
     if (pr[j]! > max) max = pr[j]!;
   }
   let sum = 0;
