@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { GgmlType, rowBytes } from "../backends/dtypes.js";
-import { f32ArrayToF16 } from "../backends/reference/f16.js";
+import { f16ToF32, f32ArrayToF16, f32ToF16 } from "../backends/reference/f16.js";
 import { dequantizeRow, quantizeRow } from "../backends/reference/quant.js";
 import { CheckpointError } from "../errors.js";
 import { ggufVocabToTokenizerConfig, ggufVocabToTokenizerJson } from "../tokenizer/gguf-vocab.js";
@@ -80,6 +80,10 @@ function quantize(spec: RandomModelSpec, p: PlannedTensor): Uint8Array {
   const n = p.shape.reduce((a, b) => a * b, 1);
   const w = new Float32Array(n);
   fillNormal(w, spec.seed, p.hf, p.init.mean, p.init.std);
+  // An F16 HF twin stands for an F16 source checkpoint: every value is f16 first (norms and biases
+  // too), as llama.cpp's converter sees it; the GGUF then holds exactly those values (as F32 for
+  // the 1-D tensors), so the twins agree to the last bit.
+  if (spec.hfDtype === "F16") for (let i = 0; i < n; i++) w[i] = f16ToF32(f32ToF16(w[i]!));
   if (p.type === GgmlType.F32) return new Uint8Array(w.buffer);
   const cols = p.shape[p.shape.length - 1]!;
   const rows = n / cols;
