@@ -85,12 +85,7 @@ describe("our model vs llama.cpp on the same GGUF", async () => {
 
 describe("HF directory twin equals its GGUF", () => {
   for (const fx of MODEL_FIXTURES.filter((f) => f.hf)) {
-    // An F16 twin is not yet the same model: random-model.ts writes the GGUF's F32 tensors (norm
-    // weights, biases) with f32 values and the twin's with those values rounded to f16 (up to 1.3e-3
-    // apart), and the f16 rounding of the next matmul's activations amplifies that to ~2e-2 in the
-    // logits. Fix (random-model.ts): round those values to f16 in both files when hfDtype is F16.
-    const todo = fx.spec.hfDtype === "F16" ? "F16 twin: norm/bias values differ from the GGUF's (random-model.ts)" : undefined;
-    test(fx.id, { todo }, async () => {
+    test(fx.id, async () => {
       const { gguf, hfDir } = await ensureFixture(fx.spec, FIXTURE_CACHE, { hf: true });
       const be = new ReferenceBackend();
       const prompt = promptFor(fx.spec.seed, 32000);
