@@ -7,8 +7,10 @@
 // summation orders per kernel, ggml_v_expf, the f32 rope cache with glibc's cosf/sinf: see
 // src/backends/reference/). These random models amplify a 1-ulp difference once the next matmul
 // rounds its activations (to f16, or to 8 bits), so anything short of ggml's own arithmetic misses
-// by 1e-3..3e-1; with it the logits are bit-identical on every fixture (measured: Δ = 0).
-// Tolerances stay the issue's: F32/F16 weights 1e-3, quantized 2e-2.
+// by 1e-3..3e-1; with it the logits are bit-identical on every fixture when both sides run the
+// same rows (all 32 prompt positions, and every decode step: measured Δ = 0). Here our lm head runs
+// on the last row only (ggml's one-row kernels) against llama.cpp's 32-row lm head, which leaves
+// <= 4e-6 on F32/F16/Q4_K (see ORACLE_ALL_ROWS). Tolerances stay the issue's: F32/F16 1e-3, quantized 2e-2.
 //
 // Backends: TLLM_ORACLE_BACKENDS (comma list, default "reference"; add "native" once the native
 // kernels follow the same arithmetic).
