@@ -3,7 +3,7 @@
 # library so only those files get -mavx2); the addon picks one at load from cpuid.
 # Other architectures: scalar only.
 {
-  "variables": { "tllm_opt": ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"] },
+  "variables": { "tllm_opt": ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"] },
   "targets": [
     {
       "target_name": "tllm_avx2",

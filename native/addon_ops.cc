@@ -1,6 +1,7 @@
 // JS bindings of the kernels. Every size is checked against the typed arrays before a kernel runs,
 // so bad arguments throw (TypeError / RangeError naming the argument) instead of touching memory.
 // The TypeScript wrapper (src/backends/native/index.ts) validates first with typed errors.
+#include <math.h>
 #include <string>
 #include <vector>
 
@@ -204,7 +205,10 @@ static Napi::Value Attention(const Napi::CallbackInfo& info) {
   const size_t row = (size_t)nh * kv.hd;
   need_len(env, q, (size_t)T * row, "q");
   need_len(env, out, (size_t)T * row, "out");
-  if (nseq) g_kernels->attention((float*)out.data, (const float*)q.data, kv, seqs.data(), nseq, nh, (float)scale, window);
+  // llama.cpp's kq_scale = 1.0f / sqrtf(float(n_embd_head)) when `scale` is that value, else f32(scale)
+  const float g = 1.0f / sqrtf((float)kv.hd);
+  const float sc = fabs(scale - (double)g) <= 1e-7 * (double)g ? g : (float)scale;
+  if (nseq) g_kernels->attention((float*)out.data, (const float*)q.data, kv, seqs.data(), nseq, nh, sc, window);
   return env.Undefined();
 }
 
