@@ -1,6 +1,7 @@
 // The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) over the Backend ops. Pre-norm:
 //   x = emb; per layer: h = rms(x); q,k,v = h·W (+bias); [qk-norm]; rope; kv write; attention;
-//   x += attn·Wo; h = rms(x); x += down(silu(gate(h)) * up(h)); logits = rms(x[logitRows])·Wout.
+//   x += attn·Wo; h = rms(x); x += down(silu(gate(h)) * up(h)); logits = rms(x[logitRows])·Wout,
+//   the last layer's FFN running on the logit rows only (as llama.cpp's inp_out_ids).
 // Activations are [T, dim] row-major, packed over sequences; scratch grows with T and is reused.
 import type { AttentionParams, Backend, KvLayer, RopeParams } from "../backends/backend.js";
 import type { ModelConfig } from "../config/model-config.js";
@@ -34,11 +35,29 @@ export class LlamaModel {
     this.checkBatch(batch, kv);
     const s = this.scratch(T);
     this.backend.embedding(s.x, this.weights.embed, batch.tokens);
-    for (let l = 0; l < c.numLayers; l++) {
+    const last = c.numLayers - 1;
+    for (let l = 0; l < last; l++) {
       this.attentionBlock(this.weights.layers[l]!, kv[l]!, batch, s, T);
       this.mlpBlock(this.weights.layers[l]!, s, T);
     }
-    return this.logits(batch.logitRows, s);
+    // The last layer's FFN, the final norm and the lm head only run on the rows whose logits are
+    // wanted (llama.cpp's inp_out_ids): after the attention block the other rows are dead.
+    this.attentionBlock(this.weights.layers[last]!, kv[last]!, batch, s, T);
+    const R = this.selectRows(batch.logitRows, s);
+    this.mlpBlock(this.weights.layers[last]!, s, R);
+    return this.logits(R, s);
+  }
+
+  /** Moves rows `rows` of s.x to rows [0, R) (in that order); returns R. */
+  private selectRows(rows: Int32Array, s: Scratch): number {
+    const H = this.config.hiddenSize, R = rows.length;
+    let identity = true;
+    for (let i = 0; i < R; i++) if (rows[i] !== i) { identity = false; break; }
+    if (identity) return R;
+    const sel = new Float32Array(R * H);
+    for (let i = 0; i < R; i++) sel.set(s.x.subarray(rows[i]! * H, (rows[i]! + 1) * H), i * H);
+    s.x.set(sel);
+    return R;
   }
 
   private attentionBlock(w: LayerWeights, kv: KvLayer, b: ForwardBatch, s: Scratch, T: number): void {
@@ -77,14 +96,12 @@ export class LlamaModel {
     be.add(s.x, s.x, s.o, T * c.hiddenSize);
   }
 
-  /** Final norm and lm head on the selected rows only. */
-  private logits(rows: Int32Array, s: Scratch): Float32Array<ArrayBuffer> {
-    const H = this.config.hiddenSize, R = rows.length;
-    const sel = new Float32Array(R * H);
-    for (let i = 0; i < R; i++) sel.set(s.x.subarray(rows[i]! * H, (rows[i]! + 1) * H), i * H);
-    this.backend.rmsNorm(sel, sel, this.weights.finalNorm, R, H, this.config.rmsNormEps);
+  /** Final norm and lm head on rows [0, R) of s.x (already selected). */
+  private logits(R: number, s: Scratch): Float32Array<ArrayBuffer> {
+    const H = this.config.hiddenSize;
+    this.backend.rmsNorm(s.h, s.x, this.weights.finalNorm, R, H, this.config.rmsNormEps);
     const out = new Float32Array(R * this.config.vocabSize);
-    this.backend.matmul(out, sel, R, this.weights.lmHead);
+    this.backend.matmul(out, s.h, R, this.weights.lmHead);
     return out;
   }
 
