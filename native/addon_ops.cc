@@ -81,8 +81,21 @@ static Napi::Value Rope(const Napi::CallbackInfo& info) {
   need_len(env, x, (size_t)(m * nh * hd), "x");
   need_len(env, pos, (size_t)m, "positions");
   need_len(env, inv, (size_t)(rd / 2), "invFreq");
+  // optional (thetaScale, freqScale, freqFactors f32 | null): ggml's f32 rope cache
+  RopeGgml g{0.f, 1.f, nullptr};
+  const bool ggml = info.Length() > 9 && info[9].IsNumber();
+  if (ggml) {
+    g.thetaScale = (float)arg_num(info, 9, "thetaScale");
+    g.freqScale = (float)arg_num(info, 10, "freqScale");
+    if (info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined()) {
+      View ff = arg_view(info, 11, F32, "freqFactors");
+      need_len(env, ff, (size_t)(rd / 2), "freqFactors");
+      g.freqFactors = (const float*)ff.data;
+    }
+  }
   if (m > 0 && rd > 0)
-    g_kernels->rope((float*)x.data, (int)m, (int)nh, (const int32_t*)pos.data, neox, (int)hd, (int)rd, (const float*)inv.data, (float)ms);
+    g_kernels->rope((float*)x.data, (int)m, (int)nh, (const int32_t*)pos.data, neox, (int)hd, (int)rd, (const float*)inv.data,
+                    (float)ms, ggml ? &g : nullptr);
   return env.Undefined();
 }
 

@@ -26,6 +26,9 @@ struct KvDesc { void* data; int f16; int numBlocks; int tpb; int nkv; int hd; };
 /** One sequence of a packed attention batch; table holds block ids for positions [0, kvLen). */
 struct SeqDesc { int qStart; int qLen; int kvLen; const int32_t* table; };
 
+/** ggml's f32 rope cache parameters (ggml_rope_cache_init): see RopeParams.ggml in backend.ts. */
+struct RopeGgml { float thetaScale; float freqScale; const float* freqFactors; /* nullptr: none */ };
+
 struct KernelTable {
   const char* name;
   /** out[m, rows] = x[m, cols] · wᵀ, w = rows × row_bytes(type, cols) */
@@ -35,7 +38,7 @@ struct KernelTable {
   void (*rmsnorm)(float* out, const float* x, const float* w, int m, int n, float eps);
   /** neox = 1: pairs (i, i + ropeDim/2); 0: pairs (2i, 2i+1) */
   void (*rope)(float* x, int m, int nheads, const int32_t* pos, int neox, int hd, int ropeDim,
-               const float* invFreq, float mscale);
+               const float* invFreq, float mscale, const RopeGgml* g /* nullptr: f64 angles pos * invFreq */);
   void (*silu_mul)(float* out, const float* gu, int m, int n);
   void (*add)(float* out, const float* a, const float* b, size_t n);
   void (*add_bias)(float* out, const float* bias, int m, int n);

@@ -34,7 +34,9 @@ export interface TllmAddon {
   rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, m: number, n: number, eps: number): void;
   /** neox: 1 = pairs (i, i + ropeDim/2), 0 = pairs (2i, 2i+1) */
   rope(x: Float32Array, m: number, numHeads: number, positions: Int32Array, neox: 0 | 1, headDim: number,
-    ropeDim: number, invFreq: Float32Array, mscale: number): void;
+    ropeDim: number, invFreq: Float32Array, mscale: number,
+    /** optional: ggml's f32 rope cache (RopeParams.ggml) */
+    thetaScale?: number, freqScale?: number, freqFactors?: Float32Array | null): void;
   siluMul(out: Float32Array, gateUp: Float32Array, m: number, n: number): void;
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   addBias(out: Float32Array, bias: Float32Array, m: number, n: number): void;

@@ -126,7 +126,14 @@ export class NativeBackend implements Backend {
     checkLen("rope.invFreq", p.invFreq, p.ropeDim / 2);
     checkLen("rope.positions", positions, m);
     checkLen("rope.x", x, m * numHeads * p.headDim);
-    this.a.rope(x, m, numHeads, positions, p.style === "neox" ? 1 : 0, p.headDim, p.ropeDim, p.invFreq, p.mscale);
+    const g = p.ggml;
+    if (g?.freqFactors) checkLen("rope.ggml.freqFactors", g.freqFactors, p.ropeDim / 2);
+    if (g) {
+      this.a.rope(x, m, numHeads, positions, p.style === "neox" ? 1 : 0, p.headDim, p.ropeDim, p.invFreq, p.mscale,
+        g.thetaScale, g.freqScale, g.freqFactors);
+    } else {
+      this.a.rope(x, m, numHeads, positions, p.style === "neox" ? 1 : 0, p.headDim, p.ropeDim, p.invFreq, p.mscale);
+    }
   }
 
   siluMul(out: Float32Array, gateUp: Float32Array, m: number, n: number): void {
