@@ -3,7 +3,8 @@
 // the Q4_0 GGUFs: ours (the executor: continuous batching, one worker thread) vs
 // llama-batched-bench (-npl N, same prompt/output lengths) and node-llama-cpp (N sequences in one
 // context, decoded concurrently). Ours and node-llama-cpp: all generated tokens / wall time from
-// submission (prefill included); llama-batched-bench: its S (all tokens / total time) and S_TG.
+// submission (prefill included); llama-batched-bench: the same (N x output / its total time t; its
+// own S counts prompt tokens too) and its S_TG (decode phase only).
 // The compute limit: a step over N sequences streams the weights once, so decode may reach
 // min(N x bandwidth / weight bytes, FMA peak / (2 x parameters)) tokens/s.
 // Shared prefix (--prefix-requests, default 64, on --prefix-model, default smollm2): requests with
@@ -45,14 +46,14 @@ async function oursAggregate(ex: WorkerExecutor, n: number, vocab: number): Prom
   return outs.reduce((a, o) => a + o.outputs[0]!.tokenIds.length, 0) / secs;
 }
 
-function batchedBench(bin: string, gguf: string, n: number): { speed: number; speedTg: number } {
+function batchedBench(bin: string, gguf: string, n: number): { outPerS: number; speedTg: number } {
   const out = execFileSync(join(bin, "llama-batched-bench"), ["-m", gguf, "-c", String(n * (PP + TG) + 64), "-b", "2048", "-ub", "512",
     "-npp", String(PP), "-ntg", String(TG), "-npl", String(n), "-t", String(T), "--output-format", "jsonl"],
   { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 24 });
   const line = out.split("\n").find((l) => l.startsWith("{"));
-  if (!line) return { speed: NaN, speedTg: NaN };
-  const j = JSON.parse(line) as { speed: number; speed_tg: number };
-  return { speed: j.speed, speedTg: j.speed_tg };
+  if (!line) return { outPerS: NaN, speedTg: NaN };
+  const j = JSON.parse(line) as { pl: number; tg: number; t: number; speed_tg: number };
+  return { outPerS: (j.pl * j.tg) / j.t, speedTg: j.speed_tg };
 }
 
 type Nlc = typeof import("node-llama-cpp");
@@ -105,7 +106,7 @@ async function batchTable(bin: string | null, nlc: NlcLlama | null): Promise<str
         const ours: number[] = [], lb: number[] = [], lbTg: number[] = [], nl: number[] = [];
         for (let r = 0; r < RUNS; r++) {
           ours.push(await oursAggregate(ex, n, vocab));
-          if (bin) { const b = batchedBench(bin, gguf, n); lb.push(b.speed); lbTg.push(b.speedTg); }
+          if (bin) { const b = batchedBench(bin, gguf, n); lb.push(b.outPerS); lbTg.push(b.speedTg); }
           if (nlc) nl.push(await nlcAggregate(nlc, gguf, n, vocab));
           process.stderr.write(`${name} N=${n}: ours ${fmt(ours.at(-1)!)}${bin ? `, lb ${fmt(lb.at(-1)!)} (tg ${fmt(lbTg.at(-1)!)})` : ""}${nlc ? `, nlc ${fmt(nl.at(-1)!)}` : ""}\n`);
         }
@@ -118,7 +119,7 @@ async function batchTable(bin: string | null, nlc: NlcLlama | null): Promise<str
     }
   }
   return `Limits (${T} threads): read ${fmt(lim.bandwidthGBs)} GB/s, f32 FMA ${fmt(lim.fmaGflops, 0)} GFLOP/s\n\n` + markdownTable(
-    ["model", "N", "ours tok/s (of limit)", "llama-batched-bench S / S_TG", "nlc tok/s", "ours/lb(S)", "ours/nlc", "limit tok/s"], rows);
+    ["model", "N", "ours tok/s (of limit)", "llama-batched-bench out/s / S_TG", "nlc tok/s", "ours/lb", "ours/nlc", "limit tok/s"], rows);
 }
 
 async function main(): Promise<void> {
