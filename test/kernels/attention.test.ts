@@ -52,10 +52,16 @@ function runCase(nb: NativeBackend, r: () => number, dtype: "f32" | "f16", c: Ca
   const e = new Float32Array(q.length), g = new Float32Array(q.length).fill(NaN);
   ref.attention(e, q, kvRef, seqs, p);
   nb.attention(g, q, kvNat, seqs, p);
-  // outputs are convex combinations of V rows (|v| <= 1): f32 dots over hd <= 128 terms, expf and
-  // the online-softmax rescaling against the reference's f64 stay far below 2e-5 absolute
+  // Both follow llama.cpp's order (see ops-attention.ts), so the outputs are the same f32 values.
+  // One known exception: with an f16 pool, one query row and hd % 32 != 0, ggml's vec_dot_f16 adds
+  // the hd % 32 tail in f64 and stores the dot as f32 before scaling; the reference scales the f64
+  // sum directly (one rounding fewer), a 1-ulp score difference now and then. Those cases keep a
+  // bound: outputs are convex combinations of V rows (|v| <= 1), and a 1-ulp score change moves
+  // them by far less than 2e-5.
+  const exact = c.hd % 32 === 0 || dtype === "f32" || (qStart >= 2 && c.hd % 8 === 0);
   for (let i = 0; i < e.length; i++) {
-    assert.ok(Math.abs(g[i]! - e[i]!) <= 2e-5, `attention ${tag} seed=${SEED}: out[${i}] = ${g[i]} vs ${e[i]}`);
+    const ok = exact ? Object.is(g[i], e[i]) : Math.abs(g[i]! - e[i]!) <= 2e-5;
+    assert.ok(ok, `attention ${tag} seed=${SEED} (${exact ? "bit-exact" : "2e-5"}): out[${i}] = ${g[i]} vs ${e[i]}`);
   }
 }
 
