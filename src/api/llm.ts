@@ -3,29 +3,28 @@
 //   const out = await llm.generate("Hello", { maxTokens: 16 });
 //   await llm.shutdown();                     // or `await using llm = ...` where the runtime has it
 // Construction validates LlmArgs synchronously (bad args throw at once); loading (hub download,
-// demo build, weights, tokenizer) runs in ready(). generate() calls are served one at a time by the
-// simple loop in ./simple-runner.ts (the executor worker replaces it later).
+// demo build, tokenizer, the executor worker) runs in ready(). Generation runs in the executor worker
+// (src/executor: in-flight batching over a paged KV cache with prefix reuse); concurrent generate()
+// calls are batched together, and the caller's thread never runs the model.
 import { existsSync, statSync } from "node:fs";
-import { freemem } from "node:os";
 import { join } from "node:path";
-import type { Backend } from "../backends/backend.js";
-import { ReferenceBackend } from "../backends/reference/index.js";
 import { openGguf, readGgufMetadata } from "../checkpoint/gguf.js";
 import { generationDefaults, readHfConfig } from "../checkpoint/hf-dir.js";
 import { DEMO_NOTICE, resolveModel, type ResolvedModel } from "../checkpoint/resolve-model.js";
-import type { Checkpoint } from "../checkpoint/types.js";
 import type { ModelConfig } from "../config/model-config.js";
 import { TllmError, ValidationError } from "../errors.js";
 import { configFromGguf } from "../models/config-from-gguf.js";
 import { configFromHf } from "../models/config-from-hf.js";
-import { loadModel } from "../models/loader.js";
+import { executorConfigFromResolved } from "../executor/from-llm-config.js";
+import { WorkerExecutor, type GenerateAsyncOptions } from "../executor/executor.js";
+import type { ExecutorSnapshot, IterationStats } from "../executor/stats.js";
+import type { GenerationResult } from "../executor/result.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseLlmArgs, resolveConfig, type LlmArgs, type LlmArgsInput, type ResolvedConfig } from "./llm-args.js";
-import type { CompletionOutput, RequestOutput } from "./request-output.js";
+import type { RequestOutput } from "./request-output.js";
 import {
   createSamplingParams, validateSamplingParamsForVocab, type SamplingParams, type SamplingParamsInput,
 } from "./sampling-params.js";
-import { RunnerSeq, SimpleRunner } from "./simple-runner.js";
 
 export type PromptInput = string | number[];
 export type PromptsInput = PromptInput | PromptInput[];
@@ -47,6 +46,10 @@ export interface GenerateOptions {
   onStream?: (ev: StreamEvent) => void;
   /** aborts the call: unfinished outputs end with finishReason 'cancelled' */
   signal?: AbortSignal;
+  /** separates prefix-cache entries: requests with different salts never share KV blocks */
+  cacheSalt?: string;
+  /** in [0, 1], higher served first under schedulerConfig.waitingQueuePolicy "priority" (default 0.5) */
+  priority?: number;
 }
 
 /** Logging: one line per event on stderr, silenced by TLLM_LOG_LEVEL=warn|error. */
@@ -57,8 +60,6 @@ function logInfo(line: string): void {
 
 interface NativeModule {
   isNativeAvailable(): boolean;
-  setNativeThreads(n: number): void;
-  NativeBackend: new () => Backend;
 }
 
 /** The native addon's module, or null when it is absent or fails to load. */
@@ -75,12 +76,12 @@ async function loadNativeModule(): Promise<NativeModule | null> {
 export class LLM {
   readonly args: LlmArgs;
   private state: {
-    config: ResolvedConfig; model: ModelConfig; tokenizer: Tokenizer; checkpoint: Checkpoint; runner: SimpleRunner;
-    source: ResolvedModel; generationDefaults: SamplingParamsInput; kvBudget: number;
+    config: ResolvedConfig; model: ModelConfig; tokenizer: Tokenizer; executor: WorkerExecutor;
+    source: ResolvedModel; generationDefaults: SamplingParamsInput;
   } | null = null;
   private readonly loading: Promise<void>;
-  private queue: Promise<unknown> = Promise.resolve();
-  private nextRequestId = 0;
+  /** generate() calls in flight (shutdown waits for them) */
+  private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
 
   /** Validates `args` now (throws UnknownOptionError / ValidationError); loading starts in the background. */
@@ -131,30 +132,19 @@ export class LLM {
     const native = a.backend === "reference" ? null : await loadNativeModule();
     const peek = peekModelConfig(source);
     const { config, log } = resolveConfig(a, { model: peek, nativeAvailable: native !== null });
-    const kvBudget = kvBudgetTokens(peek, config);
-    logInfo(`tllm: ${source.path} (${source.source}); ${log} kv.budgetTokens=${kvBudget}`);
-    if (config.backend === "native") native!.setNativeThreads(config.threads);
-    const backend: Backend = config.backend === "native" ? new native!.NativeBackend() : new ReferenceBackend();
-    const loaded = loadModel(source.path, backend);
-    let tokenizer: Tokenizer;
-    try {
-      tokenizer = loadTokenizer(a.tokenizer, source);
-    } catch (e) {
-      loaded.checkpoint.close();
-      throw e;
-    }
-    const runner = new SimpleRunner(loaded.model, loaded.config, {
-      maxBatchSize: config.maxBatchSize, maxNumTokens: config.maxNumTokens, maxSeqLen: config.maxSeqLen,
-      tokensPerBlock: config.kvCacheConfig.tokensPerBlock, kvDtype: config.kvCacheConfig.dtype,
-      kvMaxTokens: kvBudget,
-    });
+    logInfo(`tllm: ${source.path} (${source.source}); ${log}`);
+    const tokenizer = loadTokenizer(a.tokenizer, source);
     const generationDefaults = a.generationConfig === "auto" && source.format === "hf" ? hfSamplingDefaults(source.path) : {};
-    this.state = { config, model: loaded.config, tokenizer, checkpoint: loaded.checkpoint, runner, source, generationDefaults, kvBudget };
+    const level = (process.env["TLLM_LOG_LEVEL"] ?? "info").toLowerCase();
+    const executor = await WorkerExecutor.create(
+      executorConfigFromResolved(config, source.path, generationDefaults, level === "info" || level === "debug"));
+    this.state = { config, model: peek, tokenizer, executor, source, generationDefaults };
+    if (this.closed) await executor.shutdown();
   }
 
   /**
    * Generates for one prompt (string or token ids) or a list of them. Returns one RequestOutput
-   * for a single prompt, an array (in input order) for a list. Calls are served one at a time.
+   * for a single prompt, an array (in input order) for a list. Concurrent calls are batched together.
    */
   generate(prompt: PromptInput, params?: SamplingParamsInput, opts?: GenerateOptions): Promise<RequestOutput>;
   generate(prompts: PromptInput[], params?: SamplingParamsInput | SamplingParamsInput[], opts?: GenerateOptions): Promise<RequestOutput[]>;
@@ -166,33 +156,36 @@ export class LLM {
     if (paramList.length !== list.length) {
       throw new ValidationError("params", `${paramList.length} entries`, `expected one per prompt (${list.length})`);
     }
-    const run = this.queue.then(() => this.runBatch(list, paramList, opts));
-    this.queue = run.catch(() => {});
-    const outs = await run;
-    return single ? outs[0]! : outs;
+    const run = this.runBatch(list, paramList, opts);
+    this.pending.add(run);
+    try {
+      const outs = await run;
+      return single ? outs[0]! : outs;
+    } finally {
+      this.pending.delete(run);
+    }
   }
 
   private async runBatch(prompts: PromptInput[], params: (SamplingParamsInput | undefined)[], opts: GenerateOptions): Promise<RequestOutput[]> {
     const st = this.loaded();
     const prepared = await Promise.all(prompts.map((p, i) => this.prepare(p, params[i], i)));
-    const outputs: RequestOutput[] = [];
-    const seqs: RunnerSeq[] = [];
-    for (const p of prepared) {
-      const requestId = this.nextRequestId++;
-      const extraEos = new Set(p.params.endId === st.tokenizer.eosTokenIds[0] ? st.tokenizer.eosTokenIds.slice(1) : []);
-      const mine = Array.from({ length: p.params.bestOf }, (_, k) =>
-        new RunnerSeq(requestId, k, p.ids, p.params, st.tokenizer, extraEos));
-      mine.forEach((s) => { s.rows.badWordsIds = p.badWordsIds; });
-      seqs.push(...mine);
-      outputs.push({ requestId, prompt: p.text, promptTokenIds: p.ids, outputs: mine.map((s) => s.output), finished: false });
+    const streaming = opts.onStream !== undefined;
+    const exOpts: GenerateAsyncOptions = { streaming };
+    if (opts.cacheSalt !== undefined) exOpts.cacheSalt = opts.cacheSalt;
+    if (opts.priority !== undefined) exOpts.priority = opts.priority;
+    const results = prepared.map((p, i) => st.executor.generateAsync(p.ids, params[i] ?? {}, exOpts));
+    const abortAll = () => results.forEach((r) => r.abort());
+    if (opts.signal?.aborted) abortAll();
+    opts.signal?.addEventListener("abort", abortAll, { once: true });
+    try {
+      if (opts.onStream) await Promise.all(results.map((r) => forwardEvents(r, opts.onStream!)));
+      const finals = await Promise.all(results.map((r) => r.promise));
+      return finals.map((f, i) => ({
+        requestId: f.requestId, prompt: prepared[i]!.text, promptTokenIds: prepared[i]!.ids, outputs: f.outputs, finished: f.finished,
+      }));
+    } finally {
+      opts.signal?.removeEventListener("abort", abortAll);
     }
-    const onDelta = opts.onStream
-      ? (s: RunnerSeq, textDelta: string, token: number) =>
-        opts.onStream!({ requestId: s.requestId, index: s.index, textDelta, token, finished: s.finished })
-      : undefined;
-    await st.runner.run(seqs, onDelta, () => opts.signal?.aborted === true);
-    prepared.forEach((p, i) => finalize(outputs[i]!, p.params));
-    return outputs;
   }
 
   /** Tokenizes and validates one prompt and its sampling params. */
@@ -213,21 +206,16 @@ export class LLM {
     if (ids.length > st.config.maxInputLen) {
       throw new ValidationError(`prompts[${i}]`, `${ids.length} tokens`, `exceeds maxInputLen (${st.config.maxInputLen})`);
     }
-    const reserve = Math.min(st.config.maxSeqLen, ids.length + params.maxTokens);
-    if (reserve > st.kvBudget) {
-      throw new ValidationError("maxTokens", params.maxTokens, `prompt (${ids.length}) + maxTokens needs ${reserve} KV tokens, over the budget of ${st.kvBudget}`);
-    }
-    const badWordsIds = await Promise.all(params.bad.map((w) => st.tokenizer.encode(w, { addSpecialTokens: false })));
-    return { text: typeof prompt === "string" ? prompt : null, ids, params, badWordsIds };
+    return { text: typeof prompt === "string" ? prompt : null, ids, params };
   }
 
-  /** Releases the model's files. Later calls fail; pending generate() calls finish first. */
+  /** Stops the executor worker and releases the model. Later calls fail; pending generate() calls finish first. */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    await this.queue;
+    await Promise.allSettled([...this.pending]);
     this.closed = true;
     await this.loading.catch(() => {});
-    this.state?.checkpoint.close();
+    await this.state?.executor.shutdown();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -240,8 +228,24 @@ export class LLM {
    *   for await (const ev of s) process.stdout.write(ev.textDelta);
    *   const out = await s.result;            // s.abort() ends it with 'cancelled'
    */
-  generateAsync(prompt: PromptInput, params?: SamplingParamsInput, opts: { signal?: AbortSignal } = {}): GenerationStream {
-    return new GenerationStream((onStream, signal) => this.generate(prompt, params, { onStream, signal }), opts.signal);
+  generateAsync(prompt: PromptInput, params?: SamplingParamsInput, opts: Omit<GenerateOptions, "onStream"> = {}): GenerationStream {
+    const { signal: outer, ...rest } = opts;
+    return new GenerationStream((onStream, signal) => this.generate(prompt, params, { ...rest, onStream, signal }), outer);
+  }
+
+  /** Iteration stats recorded by the executor since the previous call (TensorRT-LLM's get_stats). */
+  getStats(): Promise<IterationStats[]> {
+    return this.loaded().executor.getStats();
+  }
+
+  /** Point-in-time executor view: active / queued requests, KV blocks, worker memory. */
+  snapshot(): Promise<ExecutorSnapshot> {
+    return this.loaded().executor.snapshot();
+  }
+
+  /** False once the executor worker failed (every later call fails) or after shutdown. */
+  get healthy(): boolean {
+    return !this.closed && this.state !== null && this.state.executor.healthy;
   }
 }
 
@@ -292,23 +296,26 @@ function isPromptList(p: PromptsInput): boolean {
   return typeof p[0] !== "number";
 }
 
-/** Keeps the n best of bestOf outputs (by cumulative logprob), re-indexed, and marks the request done. */
-function finalize(out: RequestOutput, params: SamplingParams): void {
-  let outs: CompletionOutput[] = out.outputs;
-  if (params.bestOf > params.n) {
-    outs = [...outs].sort((a, b) => (b.cumulativeLogprob ?? 0) - (a.cumulativeLogprob ?? 0)).slice(0, params.n);
-    outs.forEach((o, i) => { o.index = i; });
+/** Turns the executor's streamed snapshots into StreamEvents: one per generated token, and one for
+ *  text that arrives with no token (the tail flushed by a cancel, token -1). */
+async function forwardEvents(r: GenerationResult, onStream: (ev: StreamEvent) => void): Promise<void> {
+  const done = new Set<number>();
+  try {
+    for await (const s of r) {
+      for (const o of s.outputs) {
+        const finished = o.finishReason !== null;
+        if (done.has(o.index) || (o.tokenIdsDiff.length === 0 && o.textDiff === "" && !finished)) continue;
+        const tokens = o.tokenIdsDiff.length > 0 ? o.tokenIdsDiff : [-1];
+        tokens.forEach((token, k) => {
+          const last = k === tokens.length - 1;
+          onStream({ requestId: s.requestId, index: o.index, textDelta: last ? o.textDiff : "", token, finished: last && finished });
+        });
+        if (finished) done.add(o.index);
+      }
+    }
+  } catch {
+    // the error is reported by the final output's promise
   }
-  out.outputs = outs;
-  out.finished = outs.every((o) => o.finishReason !== null);
-}
-
-/** KV tokens one generate wave may use: kvCacheConfig.maxTokens, capped by freeMemoryFraction of the
- *  memory free now (one token costs numLayers * 2 (K,V) * numKvHeads * headDim * bytes). */
-function kvBudgetTokens(m: ModelConfig, c: ResolvedConfig): number {
-  const bytesPerToken = m.numLayers * 2 * m.numKvHeads * m.headDim * (c.kvCacheConfig.dtype === "f16" ? 2 : 4);
-  const byMemory = Math.floor((freemem() * c.kvCacheConfig.freeMemoryFraction) / bytesPerToken);
-  return Math.max(1, Math.min(c.kvCacheConfig.maxTokens ?? Infinity, byMemory));
 }
 
 /** The model's config without mapping its weights (for resolveConfig before a backend is chosen). */
