@@ -12,8 +12,8 @@
 // FFN, the final norm and the lm head on the logit rows only (inp_out_ids), so the comparison is
 // with llama.cpp's ordinary next-token call. Tolerances are the issue's: F32/F16 1e-3, quantized 2e-2.
 //
-// Backends: TLLM_ORACLE_BACKENDS (comma list, default "reference"; add "native" once the native
-// kernels follow the same arithmetic).
+// Backends: TLLM_ORACLE_BACKENDS (comma list, default "reference,native": the native kernels
+// follow the same arithmetic and must match bit for bit too).
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ensureFixture } from "../../src/checkpoint/random-model.js";
@@ -28,7 +28,7 @@ const GREEDY_LEN = 64;
 
 
 async function backends(): Promise<Backend[]> {
-  const want = (process.env.TLLM_ORACLE_BACKENDS ?? "reference").split(",").map((x) => x.trim());
+  const want = (process.env.TLLM_ORACLE_BACKENDS ?? "reference,native").split(",").map((x) => x.trim());
   const out: Backend[] = [];
   if (want.includes("reference")) out.push(new ReferenceBackend());
   if (want.includes("native")) {

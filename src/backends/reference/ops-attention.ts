@@ -103,7 +103,7 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
     for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, ki + d);
     // f16 K: q is converted to f16 into a contiguous buffer, so ggml takes tinyBLAS for >= 2 rows
     const dot = f16 && ws.rows >= 2 && hd % 8 === 0 ? dot32Tiny(ws.qvec, 0, ws.kvec, 0, hd) : dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16);
-    pr[j] = fr(dot * ws.scale);
+    pr[j] = fr(fr(dot) * ws.scale); // ggml stores K·q as f32, then scales it
     if (pr[j]! > max) max = pr[j]!;
   }
   let sum = 0;
