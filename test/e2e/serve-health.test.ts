@@ -65,12 +65,16 @@ test("an executor that reports itself unhealthy (LLM.healthy = false) makes /hea
 test("a non-streaming client that disconnects has its request cancelled", async () => {
   await withServer(async (s) => {
     const before = await scrape(s.url);
-    const c0 = (() => { try { return metric(before, "tllm_request_success_total", { finish_reason: "cancelled" }); } catch { return 0; } })();
+    const cancelled = (x: typeof before) => { try { return metric(x, "tllm_request_success_total", { finish_reason: "cancelled" }); } catch { return 0; } };
+    const c0 = cancelled(before);
     await new Promise<void>((ok) => {
       const req = request(`${s.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" } });
       req.on("error", () => ok());
-      req.end(JSON.stringify({ prompt: "Hello", max_tokens: 200, ignore_eos: true }));
-      setTimeout(() => { req.destroy(); ok(); }, 150);
+      req.end(JSON.stringify({ prompt: "Hello", max_tokens: 240, ignore_eos: true }));
+      // disconnect once the request is in the engine (well before 240 tokens are generated)
+      const poll = setInterval(() => {
+        if (s.ctx.engine.inflight > 0) { clearInterval(poll); setTimeout(() => { req.destroy(); ok(); }, 20); }
+      }, 2);
     });
     const deadline = Date.now() + 10_000;
     let m = await scrape(s.url);
@@ -79,8 +83,8 @@ test("a non-streaming client that disconnects has its request cancelled", async 
       m = await scrape(s.url);
     }
     assert.equal(s.ctx.engine.inflight, 0);
-    assert.equal(metric(m, "tllm_request_success_total", { finish_reason: "cancelled" }) - c0, 1);
+    assert.equal(cancelled(m) - c0, 1, lines.slice(-3).join("\n"));
     const gen = metric(m, "tllm_generation_tokens_total") - metric(before, "tllm_generation_tokens_total");
-    assert.ok(gen < 200, `cancelled early (${gen} of 200 tokens generated)`);
+    assert.ok(gen < 240, `cancelled early (${gen} of 240 tokens generated)`);
   });
 });
