@@ -36,6 +36,7 @@ for name in names:
         out = quantize(x, t)
     np.ascontiguousarray(out).tofile(f"{work}/{name}.out")
 `;
+import { rng } from "./test-rng.js";
 
 let work = "";
 let gitDir = "";
@@ -77,16 +78,6 @@ function oracle(mode: "dequant" | "quant", inputs: Map<string, Uint8Array>): Map
 }
 
 /** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Byte offsets of the f16 scale fields inside one block, per type. */
 const F16_FIELDS = new Map<GgmlType, number[]>([

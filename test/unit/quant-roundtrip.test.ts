@@ -5,20 +5,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GgmlType, TYPE_TRAITS, rowBytes } from "../../src/backends/dtypes.js";
 import { dequantize, quantizeRow } from "../../src/backends/reference/quant.js";
+import { rng } from "./test-rng.js";
 
 const U = 2 ** -11;
 
 /** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Dist = (i: number, r: () => number) => number;
 const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());

@@ -6,17 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KVCacheManager } from "../../src/kvcache/index.js";
 import { RequestState, Scheduler, type SchedRequest, type SchedulerOptions } from "../../src/scheduler/index.js";
+import { rng } from "./test-rng.js";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Req implements SchedRequest {
   state = RequestState.CONTEXT_INIT;
