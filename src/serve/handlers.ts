@@ -3,57 +3,19 @@
 import type { ServerResponse } from "node:http";
 import type { StreamEvent } from "../api/llm.js";
 import type { CompletionOutput, RequestOutput } from "../api/request-output.js";
-import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
 import {
   cachedTokens, checkModel, finishJob, makeJob, requestId, runJob, type Job, type JobTiming, type ServeContext,
 } from "./generate.js";
+import { chatLogprobs, ChunkedLogprobs, completionLogprobs, slotsOf, type TokenSlot } from "./logprobs.js";
 import type { ChatRequest, CompletionRequest } from "./protocol.js";
 import { forcedToolCalls, parseToolCalls, toolChoiceGuide, type ToolCall } from "./tools.js";
-
-const utf8 = new TextDecoder("utf-8", { fatal: false });
-const tokenText = (tok: Tokenizer, id: number): string => utf8.decode(tok.tokenBytes(id));
 
 function usage(outs: RequestOutput[]): Record<string, unknown> {
   const prompt = outs.reduce((a, o) => a + o.promptTokenIds.length, 0);
   const completion = outs.reduce((a, o) => a + o.outputs.reduce((b, c) => b + c.tokenIds.length, 0), 0);
   const cached = outs.reduce((a, o) => a + cachedTokens(o), 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
-}
-
-/** Sorted top entries of one position's logprobs (rank order), at most k. */
-function topOf(lp: Map<number, { logprob: number; rank: number }>, k: number): [number, number][] {
-  return [...lp.entries()].sort((a, b) => a[1].rank - b[1].rank).slice(0, k).map(([id, l]) => [id, l.logprob]);
-}
-
-function completionLogprobs(tok: Tokenizer, c: CompletionOutput, k: number, offset0: number): unknown {
-  if (!c.logprobs) return null;
-  const tokens: string[] = [], lps: number[] = [], tops: Record<string, number>[] = [], offsets: number[] = [];
-  let off = offset0;
-  c.tokenIds.forEach((id, j) => {
-    const m = c.logprobs![j] ?? new Map();
-    const t = tokenText(tok, id);
-    tokens.push(t);
-    lps.push(m.get(id)?.logprob ?? NaN);
-    tops.push(Object.fromEntries(topOf(m, k).map(([tid, l]) => [tokenText(tok, tid), l])));
-    offsets.push(off);
-    off += t.length;
-  });
-  return { tokens, token_logprobs: lps, top_logprobs: tops, text_offset: offsets };
-}
-
-function chatLogprobs(tok: Tokenizer, c: CompletionOutput, k: number): unknown {
-  if (!c.logprobs) return null;
-  const entry = (id: number, logprob: number) => {
-    const bytes = [...tok.tokenBytes(id)];
-    return { token: tokenText(tok, id), logprob, bytes };
-  };
-  return {
-    content: c.tokenIds.map((id, j) => {
-      const m = c.logprobs![j] ?? new Map();
-      return { ...entry(id, m.get(id)?.logprob ?? NaN), top_logprobs: topOf(m, k).map(([tid, l]) => entry(tid, l)) };
-    }),
-  };
 }
 
 class Sse {
@@ -104,7 +66,6 @@ export async function handleCompletion(ctx: ServeContext, req: CompletionRequest
   }));
   prompts.forEach((p, i) => { if (p.ids.length === 0) throw badRequest("prompt", `prompt ${i} is empty (no tokens)`); });
   if (req.echo && req.logprobs !== null) throw new HttpError(501, "echo with logprobs (prompt logprobs) is not supported", "echo", "NotImplementedError");
-  if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");
   const id = requestId("cmpl");
   const job = makeJob(ctx, req, id, arrival, prompts, req.guided, "response_format");
   const n = job.params.n ?? 1;
@@ -115,25 +76,42 @@ export async function handleCompletion(ctx: ServeContext, req: CompletionRequest
     const outs = await execute(ctx, job, signal);
     const choices = outs.flatMap((o, i) => o.outputs.map((c) => ({
       index: i * n + c.index, text: (req.echo ? prompts[i]!.text : "") + c.text,
-      logprobs: req.logprobs === null ? null : completionLogprobs(tok, c, req.logprobs, 0),
+      logprobs: req.logprobs === null ? null : completionLogprobs(tok, slotsOf(c), req.logprobs, { at: 0 }),
       finish_reason: c.finishReason, stop_reason: c.stopReason, token_ids: c.tokenIds,
     })));
     sendJson(res, { ...base, choices, usage: usage(outs) });
     return;
   }
+  await streamCompletion(ctx, req, job, res, signal, base, prompts);
+}
+
+/** Completions SSE: text chunks (each with the logprobs of its tokens), then one final chunk per choice. */
+async function streamCompletion(ctx: ServeContext, req: CompletionRequest, job: Job, res: ServerResponse, signal: AbortSignal,
+  base: Record<string, unknown>, prompts: { text: string }[]): Promise<void> {
+  const tok = ctx.engine.llm.tokenizer;
+  const n = job.params.n ?? 1;
   const sse = new Sse(res);
   const sent = new Map<number, string>();
-  const emit = (index: number, text: string, finish: string | null = null, stop: unknown = null) => {
+  const offsets = new Map<number, { at: number }>();
+  const logprobsOf = (index: number, slots: TokenSlot[]) => {
+    if (req.logprobs === null || slots.length === 0) return null;
+    let at = offsets.get(index);
+    if (!at) offsets.set(index, (at = { at: 0 }));
+    return completionLogprobs(tok, slots, req.logprobs, at);
+  };
+  const emit = (index: number, text: string, slots: TokenSlot[] = [], finish: string | null = null, stop: unknown = null) => {
     sent.set(index, (sent.get(index) ?? "") + text);
-    sse.send({ ...base, choices: [{ index, text, logprobs: null, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+    sse.send({ ...base, choices: [{ index, text, logprobs: logprobsOf(index, slots), finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
   };
   if (req.echo) prompts.forEach((p, i) => { for (let k = 0; k < n; k++) emit(i * n + k, p.text); });
+  const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => emit(index, text, slots));
   try {
-    const outs = await execute(ctx, job, signal, (i, ev) => { if (ev.textDelta) emit(i * n + ev.index, ev.textDelta); });
+    const outs = await execute(ctx, job, signal, (i, ev) => chunks.event(i * n + ev.index, ev));
+    chunks.flush((index) => outs[Math.floor(index / n)]?.outputs.find((c) => c.index === index % n));
     outs.forEach((o, i) => o.outputs.forEach((c) => {
       const index = i * n + c.index;
       const full = (req.echo ? prompts[i]!.text : "") + c.text, have = sent.get(index) ?? "";
-      emit(index, full.startsWith(have) ? full.slice(have.length) : "", c.finishReason ?? "stop", c.stopReason);
+      emit(index, full.startsWith(have) ? full.slice(have.length) : "", chunks.rest(index, c), c.finishReason ?? "stop", c.stopReason);
     }));
     if (req.includeUsage) sse.send({ ...base, choices: [], usage: usage(outs) });
     sse.done();
@@ -176,7 +154,6 @@ export async function handleChat(ctx: ServeContext, req: ChatRequest, res: Serve
   }
   const ids = await tok.encode(text, { addSpecialTokens: req.params.addSpecialTokens ?? false });
   if (ids.length === 0) throw badRequest("messages", "the rendered prompt is empty (no tokens)");
-  if (req.stream && req.logprobs !== null) throw new HttpError(501, "logprobs with stream=true is not supported yet", "logprobs", "NotImplementedError");
   const toolGuide = toolChoiceGuide(req.toolChoice, req.tools, req.parallelToolCalls);
   if (toolGuide && req.guided) throw badRequest("response_format", "cannot be combined with tool_choice 'required' or a named tool");
   const id = requestId("chatcmpl");
@@ -189,7 +166,7 @@ export async function handleChat(ctx: ServeContext, req: ChatRequest, res: Serve
     const choices = out!.outputs.map((c) => {
       const o = chatOutcome(req, c.text);
       const message = { role: "assistant", content: o.content, ...(o.calls.length ? { tool_calls: o.calls } : {}) };
-      return { index: c.index, message, logprobs: req.logprobs === null ? null : chatLogprobs(tok, c, req.logprobs), finish_reason: finishOf(c, o), stop_reason: c.stopReason };
+      return { index: c.index, message, logprobs: req.logprobs === null ? null : chatLogprobs(tok, slotsOf(c), req.logprobs), finish_reason: finishOf(c, o), stop_reason: c.stopReason };
     });
     sendJson(res, { ...base, choices, usage: usage([out!]) });
     return;
@@ -202,28 +179,31 @@ export async function handleChat(ctx: ServeContext, req: ChatRequest, res: Serve
 async function streamChat(ctx: ServeContext, req: ChatRequest, job: Job, res: ServerResponse, signal: AbortSignal,
   base0: Record<string, unknown>, finishOf: (c: CompletionOutput, o: ChatChoiceOut) => string | null): Promise<void> {
   const base = { ...base0, object: "chat.completion.chunk" };
+  const tok = ctx.engine.llm.tokenizer;
   const sse = new Sse(res);
   const n = job.params.n ?? 1;
   const holdText = req.toolChoice !== "none" && req.tools.length > 0;
   const sent = new Map<number, string>();
-  const delta = (index: number, d: Record<string, unknown>, finish: string | null = null, stop: unknown = null) =>
-    sse.send({ ...base, choices: [{ index, delta: d, logprobs: null, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+  const delta = (index: number, d: Record<string, unknown>, slots: TokenSlot[] = [], finish: string | null = null, stop: unknown = null) => {
+    const logprobs = req.logprobs === null || slots.length === 0 ? null : chatLogprobs(tok, slots, req.logprobs);
+    sse.send({ ...base, choices: [{ index, delta: d, logprobs, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+  };
   for (let k = 0; k < n; k++) delta(k, { role: "assistant", content: "" });
+  const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => {
+    sent.set(index, (sent.get(index) ?? "") + text);
+    delta(index, { content: text }, slots);
+  });
   try {
-    const [out] = await execute(ctx, job, signal, (_i, ev) => {
-      if (holdText || !ev.textDelta) return;
-      sent.set(ev.index, (sent.get(ev.index) ?? "") + ev.textDelta);
-      delta(ev.index, { content: ev.textDelta });
-    });
+    const [out] = await execute(ctx, job, signal, (_i, ev) => { if (!holdText) chunks.event(ev.index, ev); });
+    chunks.flush((index) => out!.outputs.find((c) => c.index === index));
     for (const c of out!.outputs) {
       const o = holdText ? chatOutcome(req, c.text) : { content: c.text, calls: [] };
       const have = sent.get(c.index) ?? "";
-      if (o.calls.length) {
-        delta(c.index, { tool_calls: o.calls.map((call, j) => ({ index: j, ...call })) });
-      } else if (o.content && o.content.length > have.length && o.content.startsWith(have)) {
-        delta(c.index, { content: o.content.slice(have.length) });
-      }
-      delta(c.index, {}, finishOf(c, o) ?? "stop", c.stopReason);
+      // the last delta (tool calls, or the text not sent yet) goes with finish_reason and the logprobs of the tokens not sent yet
+      const last: Record<string, unknown> = {};
+      if (o.calls.length) last["tool_calls"] = o.calls.map((call, j) => ({ index: j, ...call }));
+      else if (o.content && o.content.length > have.length && o.content.startsWith(have)) last["content"] = o.content.slice(have.length);
+      delta(c.index, last, chunks.rest(c.index, c), finishOf(c, o) ?? "stop", c.stopReason);
     }
     if (req.includeUsage) sse.send({ ...base, choices: [], usage: usage([out!]) });
     sse.done();
