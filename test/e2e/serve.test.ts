@@ -177,33 +177,51 @@ describe("chat", () => {
     assert.equal(r.usage!.prompt_tokens, b);
   });
 
-  test("response_format json_schema: output parses and validates (501 naming the field without guided decoding)", async () => {
-    // bounded values, so that a random model cannot run past max_tokens inside the JSON
-    const schema = { type: "object", properties: { n: { type: "integer", minimum: 0, maximum: 99 }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
-    const body = { model: NAME, messages, max_tokens: 64, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "t", schema } } };
-    const r = await post(server.url, "/v1/chat/completions", body);
-    if (!guided) {
-      assert.equal(r.status, 501);
-      assert.equal(r.json.error.param, "response_format");
-      return;
-    }
-    assert.equal(r.status, 200, r.text);
-    const v = JSON.parse(r.json.choices[0].message.content);
-    assert.equal(typeof v.n, "number");
-    assert.ok(Number.isInteger(v.n) && v.n >= 0 && v.n <= 99);
-    assert.equal(typeof v.ok, "boolean");
-    assert.deepEqual(Object.keys(v).sort(), ["n", "ok"]);
+  // Guided decoding is part of this build (XGrammar, @mlc-ai/web-xgrammar): the server's startup
+  // probe must find it enforced. Each case also runs the same request unguided and checks that that
+  // output would not pass, so the assertions fail if the grammar were ignored.
+  test("the server enforces guided decoding (startup probe)", () => {
+    assert.ok(guided, `server log lacks 'guided decoding on':\n${server.log()}`);
   });
 
-  test("tool_choice required: a tool call whose arguments fit the tool's schema (501 without guided decoding)", async () => {
-    const tools: OpenAI.ChatCompletionTool[] = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"], additionalProperties: false } } }];
-    const body = { model: NAME, messages, max_tokens: 80, temperature: 0, tools, tool_choice: "required", parallel_tool_calls: false };
+  const unguided = async (body: Record<string, unknown>): Promise<string> => {
+    const { response_format: _rf, tools: _t, tool_choice: _tc, parallel_tool_calls: _p, ...rest } = body;
+    const r = await post(server.url, "/v1/chat/completions", { ...rest, ...(body["tools"] ? { tools: body["tools"], tool_choice: "none" } : {}) });
+    assert.equal(r.status, 200, r.text);
+    return r.json.choices[0].message.content as string;
+  };
+  const parses = (t: string, check: (v: any) => boolean): boolean => {
+    try { return check(JSON.parse(t)); } catch { return false; }
+  };
+
+  test("response_format json_schema: output parses and validates; unguided it would not", async () => {
+    // bounded values, so that a random model cannot run past max_tokens inside the JSON
+    const schema = { type: "object", properties: { n: { type: "integer", minimum: 0, maximum: 99 }, ok: { type: "boolean" } }, required: ["n", "ok"], additionalProperties: false };
+    const valid = (v: any) => typeof v === "object" && v !== null && Number.isInteger(v.n) && v.n >= 0 && v.n <= 99 && typeof v.ok === "boolean" && Object.keys(v).sort().join() === "n,ok";
+    const body = { model: NAME, messages, max_tokens: 64, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "t", schema } } };
     const r = await post(server.url, "/v1/chat/completions", body);
-    if (!guided) {
-      assert.equal(r.status, 501);
-      assert.equal(r.json.error.param, "tool_choice");
-      return;
-    }
+    assert.equal(r.status, 200, r.text);
+    assert.ok(parses(r.json.choices[0].message.content, valid), r.json.choices[0].message.content);
+    const free = await unguided(body);
+    assert.ok(!parses(free, valid), `the unguided output ${JSON.stringify(free)} already fits: the test could not tell`);
+  });
+
+  test("response_format json_schema streamed: the chunks add up to a valid object", async () => {
+    const schema = { type: "object", properties: { word: { type: "string", enum: ["red", "green", "blue"] } }, required: ["word"], additionalProperties: false };
+    const s = await client.chat.completions.create({ model: NAME, messages, max_tokens: 32, temperature: 0, stream: true, response_format: { type: "json_schema", json_schema: { name: "c", schema } } });
+    let text = "";
+    for await (const c of s) text += c.choices[0]?.delta.content ?? "";
+    assert.ok(["red", "green", "blue"].includes(JSON.parse(text).word), text);
+  });
+
+  const weather: OpenAI.ChatCompletionTool[] = [
+    { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"], additionalProperties: false } } },
+    { type: "function", function: { name: "add", parameters: { type: "object", properties: { a: { type: "integer", minimum: 0, maximum: 9 }, b: { type: "integer", minimum: 0, maximum: 9 } }, required: ["a", "b"], additionalProperties: false } } },
+  ];
+
+  test("tool_choice required: a tool call whose arguments fit the tool's schema; unguided there is none", async () => {
+    const body = { model: NAME, messages, max_tokens: 80, temperature: 0, tools: weather.slice(0, 1), tool_choice: "required", parallel_tool_calls: false };
+    const r = await post(server.url, "/v1/chat/completions", body);
     assert.equal(r.status, 200, r.text);
     const choice = r.json.choices[0];
     assert.equal(choice.finish_reason, "tool_calls");
@@ -214,6 +232,23 @@ describe("chat", () => {
     assert.deepEqual(Object.keys(args), ["city"]);
     assert.equal(typeof args.city, "string");
     assert.ok(args.city.length <= 8);
+    const free = await unguided(body);
+    assert.ok(!parses(free, (v) => Array.isArray(v) && v.length >= 1), `the unguided output ${JSON.stringify(free)} is already a call list`);
+  });
+
+  test("tool_choice named: the named tool (not the first one) is called with arguments that fit its schema", async () => {
+    const body = { model: NAME, messages, max_tokens: 20, temperature: 0, tools: weather, tool_choice: { type: "function", function: { name: "add" } } };
+    const r = await client.chat.completions.create(body as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const choice = r.choices[0]!;
+    assert.equal(choice.finish_reason, "tool_calls");
+    assert.equal(choice.message.tool_calls!.length, 1);
+    const call = choice.message.tool_calls![0]! as OpenAI.ChatCompletionMessageToolCall & { function: { name: string; arguments: string } };
+    assert.equal(call.function.name, "add");
+    const args = JSON.parse(call.function.arguments);
+    assert.deepEqual(Object.keys(args).sort(), ["a", "b"]);
+    assert.ok([args.a, args.b].every((x) => Number.isInteger(x) && x >= 0 && x <= 9), call.function.arguments);
+    const free = await unguided(body);
+    assert.ok(!parses(free, (v) => typeof v === "object" && v !== null && "a" in v && "b" in v), `the unguided output ${JSON.stringify(free)} already fits`);
   });
 });
 
