@@ -182,6 +182,7 @@ export class LLM {
       const finals = await Promise.all(results.map((r) => r.promise));
       return finals.map((f, i) => ({
         requestId: f.requestId, prompt: prepared[i]!.text, promptTokenIds: prepared[i]!.ids, outputs: f.outputs, finished: f.finished,
+        promptLogprobs: f.promptLogprobs,
       }));
     } finally {
       opts.signal?.removeEventListener("abort", abortAll);

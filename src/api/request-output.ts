@@ -38,6 +38,13 @@ export interface RequestOutput {
   promptTokenIds: number[];
   outputs: CompletionOutput[];
   finished: boolean;
+  /**
+   * SamplingParams.promptLogprobs (TensorRT-LLM's prompt_logprobs): one entry per prompt token,
+   * entry i = log P(prompt[i] | prompt[<i]) of the raw model distribution with its rank, plus the
+   * top-k alternatives (k = promptLogprobs); entry 0 is null (nothing precedes it). null when not
+   * requested. Requests asking for it never take prefix-cache hits (every prompt row is computed).
+   */
+  promptLogprobs: (TokenLogprobs | null)[] | null;
 }
 
 /** `length` of a completion, as TensorRT-LLM's CompletionOutput.length */

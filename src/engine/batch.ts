@@ -19,6 +19,9 @@ export interface StepSeq {
   readonly blockTable: Int32Array;
   /** whether the logits of the last fed token are wanted (false for a non-final prompt chunk) */
   readonly wantLogits: boolean;
+  /** also return the logits of every fed position < this (prompt logprobs: row p scores token p+1);
+   *  default 0 (none). Rows of a sequence come in position order; the last-token row stays last. */
+  readonly promptLogitsEnd?: number;
 }
 
 export class BatchBuffers {
@@ -33,13 +36,15 @@ export class BatchBuffers {
     }
   }
 
-  /** Packs `seqs`; returns the batch and, per logits row, the index of its sequence in `seqs`. */
-  pack(seqs: readonly StepSeq[]): { batch: ForwardBatch; rowSeq: number[] } {
+  /** Packs `seqs`; returns the batch and, per logits row, the index of its sequence in `seqs` and the
+   *  position of the row's token in that sequence. */
+  pack(seqs: readonly StepSeq[]): { batch: ForwardBatch; rowSeq: number[]; rowPos: number[] } {
     const T = seqs.reduce((a, s) => a + s.numTokens, 0);
-    this.reserve(T, seqs.length);
+    this.reserve(T, seqs.reduce((a, s) => a + numRows(s), 0));
     const tpb = this.tokensPerBlock, shift = Math.log2(tpb);
     const attn: AttnSeq[] = [];
     const rowSeq: number[] = [];
+    const rowPos: number[] = [];
     let at = 0;
     seqs.forEach((s, i) => {
       const end = s.start + s.numTokens;
@@ -49,28 +54,40 @@ export class BatchBuffers {
         this.positions[at] = p;
         this.slots[at] = s.blockTable[p >> shift]! * tpb + (p & (tpb - 1));
       }
-      attn.push({ qStart: at - s.numTokens, qLen: s.numTokens, kvLen: end, blockTable: s.blockTable });
-      if (s.wantLogits) {
-        this.logitRows[rowSeq.length] = at - 1;
-        rowSeq.push(i);
-      }
+      const qStart = at - s.numTokens;
+      attn.push({ qStart, qLen: s.numTokens, kvLen: end, blockTable: s.blockTable });
+      // prompt-logprob rows (positions < promptLogitsEnd), then the last token's row when wanted
+      const extraEnd = Math.min(s.wantLogits ? end - 1 : end, s.promptLogitsEnd ?? 0);
+      for (let p = s.start; p < extraEnd; p++) this.addRow(qStart + p - s.start, i, p, rowSeq, rowPos);
+      if (s.wantLogits) this.addRow(at - 1, i, end - 1, rowSeq, rowPos);
     });
     const batch: ForwardBatch = {
       tokens: this.tokens.subarray(0, T), positions: this.positions.subarray(0, T), slots: this.slots.subarray(0, T),
       seqs: attn, logitRows: this.logitRows.subarray(0, rowSeq.length),
     };
-    return { batch, rowSeq };
+    return { batch, rowSeq, rowPos };
   }
 
-  private reserve(T: number, numSeqs: number): void {
+  private addRow(row: number, seq: number, pos: number, rowSeq: number[], rowPos: number[]): void {
+    this.logitRows[rowSeq.length] = row;
+    rowSeq.push(seq);
+    rowPos.push(pos);
+  }
+
+  private reserve(T: number, numRows: number): void {
     if (this.tokens.length < T) {
       const cap = Math.max(T, this.tokens.length * 2);
       this.tokens = new Int32Array(cap);
       this.positions = new Int32Array(cap);
       this.slots = new Int32Array(cap);
     }
-    if (this.logitRows.length < numSeqs) this.logitRows = new Int32Array(Math.max(numSeqs, this.logitRows.length * 2));
+    if (this.logitRows.length < numRows) this.logitRows = new Int32Array(Math.max(numRows, this.logitRows.length * 2));
   }
+}
+
+/** logits rows a sequence asks for (upper bound used to size the row buffer) */
+function numRows(s: StepSeq): number {
+  return Math.max(0, Math.min(s.start + s.numTokens, s.promptLogitsEnd ?? 0) - s.start) + 1;
 }
 
 function checkSeq(s: StepSeq, i: number, tpb: number): void {

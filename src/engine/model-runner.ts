@@ -1,6 +1,7 @@
 // The model runner: a scheduled step in, the logits the sampler needs out. It packs the step
 // (BatchBuffers), runs the model's forward over the paged KV pool, and returns only the rows of
-// sequences that sample this step (last token of a finished prompt, or a generation token).
+// sequences that sample this step (last token of a finished prompt, or a generation token), plus
+// every prompt row of sequences that asked for prompt logprobs (StepSeq.promptLogitsEnd).
 import type { KvLayer } from "../backends/backend.js";
 import { BatchBuffers, type StepSeq } from "./batch.js";
 import type { KvPool } from "./kv-pool.js";
@@ -17,6 +18,8 @@ export interface StepLogits {
   logits: Float32Array;
   /** per logits row: index of its sequence in the step's list */
   rowSeq: number[];
+  /** per logits row: position of its token in the sequence (the row scores the token at pos + 1) */
+  rowPos: number[];
   /** packed tokens in the step */
   numTokens: number;
 }
@@ -34,9 +37,9 @@ export class ModelRunner {
 
   /** Runs one forward over `seqs` (context chunks first, then generation tokens, by convention). */
   run(seqs: readonly StepSeq[]): StepLogits {
-    const { batch, rowSeq } = this.buffers.pack(seqs);
-    if (batch.tokens.length === 0) return { logits: new Float32Array(0), rowSeq, numTokens: 0 };
+    const { batch, rowSeq, rowPos } = this.buffers.pack(seqs);
+    if (batch.tokens.length === 0) return { logits: new Float32Array(0), rowSeq, rowPos, numTokens: 0 };
     const logits = this.model.forward(batch, this.pool.layers);
-    return { logits, rowSeq, numTokens: batch.tokens.length };
+    return { logits, rowSeq, rowPos, numTokens: batch.tokens.length };
   }
 }

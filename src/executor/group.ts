@@ -1,6 +1,6 @@
 // A client request inside the worker: its bestOf sequences, its prompt, and what it reports
 // (streamed deltas while running; one FinalOutput when every sequence is done).
-import type { CompletionOutput } from "../api/request-output.js";
+import type { CompletionOutput, TokenLogprobs } from "../api/request-output.js";
 import type { FinalOutput, DeltaMsg } from "./messages.js";
 import type { Request, SeqDelta } from "./request.js";
 
@@ -10,6 +10,10 @@ export class RequestGroup {
   firstTokenTime: number | null = null;
   lastTokenTime: number | null = null;
   numPreemptions = 0;
+  /** entry i: logprobs of prompt token i (entry 0 stays null); null unless promptLogprobs is set */
+  readonly promptLogprobs: (TokenLogprobs | null)[] | null;
+  /** whether a streamed delta already carried promptLogprobs */
+  private promptLogprobsSent = false;
 
   constructor(
     readonly requestId: number,
@@ -17,7 +21,10 @@ export class RequestGroup {
     readonly promptTokenIds: number[],
     readonly streaming: boolean,
     readonly arrivalTime: number,
-  ) {}
+    wantPromptLogprobs = false,
+  ) {
+    this.promptLogprobs = wantPromptLogprobs ? promptTokenIds.map(() => null) : null;
+  }
 
   get n(): number {
     return this.seqs[0]!.params.n;
@@ -34,11 +41,16 @@ export class RequestGroup {
 
   delta(seq: Request, d: SeqDelta): DeltaMsg {
     const o = seq.output;
-    return {
+    const m: DeltaMsg = {
       requestId: this.requestId, index: seq.index, tokenIds: [d.token], text: d.text,
       logprobs: d.logprobs ? [d.logprobs] : null, cumulativeLogprob: o.cumulativeLogprob,
       finishReason: o.finishReason, stopReason: o.stopReason,
     };
+    if (this.promptLogprobs && !this.promptLogprobsSent && seq.index === 0) {
+      m.promptLogprobs = this.promptLogprobs; // complete: output 0 computes them and samples only after its whole prompt
+      this.promptLogprobsSent = true;
+    }
+    return m;
   }
 
   /** The final output: the n best of bestOf by cumulative logprob (re-indexed), in index order otherwise. */
@@ -51,7 +63,7 @@ export class RequestGroup {
     const first = this.seqs[0]!;
     return {
       requestId: this.requestId, prompt: this.prompt, promptTokenIds: this.promptTokenIds, outputs: outs,
-      finished: outs.every((o) => o.finishReason !== null),
+      finished: outs.every((o) => o.finishReason !== null), promptLogprobs: this.promptLogprobs,
       metrics: {
         numPromptTokens: this.promptTokenIds.length, numCachedTokens: first.numCachedTokens ?? 0,
         numGeneratedTokens: this.seqs.reduce((a, s) => a + s.output.tokenIds.length, 0),

@@ -37,6 +37,8 @@ export interface DeltaMsg {
   cumulativeLogprob: number | null;
   finishReason: FinishReason | null;
   stopReason: string | number | null;
+  /** the request's prompt logprobs, on the first delta after they are complete (RequestOutput.promptLogprobs) */
+  promptLogprobs?: (TokenLogprobs | null)[];
 }
 
 /** Per-request numbers reported with the final output. */

@@ -60,6 +60,9 @@ export class Request implements SchedRequest {
   readonly row: SamplingRow;
   /** prompt tokens found in the prefix cache at first admission (null until admitted) */
   numCachedTokens: number | null = null;
+  /** computes its request's prompt logprobs (output 0 when promptLogprobs is set): every prompt
+   *  row is computed, so it never attaches prefix-cache blocks (KvRequest.skipPrefixCache) */
+  readonly skipPrefixCache: boolean;
   private readonly detok: IncrementalDetokenizer | null;
   private readonly stops: StopStringMatcher;
   private readonly extraEos: ReadonlySet<number>;
@@ -78,6 +81,7 @@ export class Request implements SchedRequest {
     this.extraEos = init.extraEos;
     this.tokenizerVocab = tokenizer.vocabSize;
     this.tokens = [...init.promptTokenIds];
+    this.skipPrefixCache = init.index === 0 && init.params.promptLogprobs !== null;
     this.output = {
       index: init.index, text: "", tokenIds: [], cumulativeLogprob: this.wantsLogprob(init.params) ? 0 : null,
       logprobs: init.params.logprobs !== null ? [] : null, finishReason: null, stopReason: null,

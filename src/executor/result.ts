@@ -25,6 +25,8 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
   private resolveFinal!: (o: FinalOutput) => void;
   private rejectFinal!: (e: unknown) => void;
   private promptTokenIds: number[] = [];
+  /** set by the first delta that carries them (streaming), else by the final output */
+  private promptLogprobs: (TokenLogprobs | null)[] | null = null;
   private readonly outs = new Map<number, CompletionOutput>();
   private readonly queue: StreamOutput[] = [];
   private wake: (() => void) | null = null;
@@ -81,6 +83,7 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
   deltas(ds: DeltaMsg[]): void {
     const diffs = new Map<number, DeltaMsg>();
     for (const d of ds) {
+      if (d.promptLogprobs) this.promptLogprobs = d.promptLogprobs;
       const o = this.outs.get(d.index) ?? this.newOutput(d.index, d.logprobs !== null);
       o.text += d.text;
       o.tokenIds.push(...d.tokenIds);
@@ -95,7 +98,10 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
       return { ...o, tokenIds: [...o.tokenIds], textDiff: d?.text ?? "", tokenIdsDiff: d?.tokenIds ?? [], logprobsDiff: d?.logprobs ?? (o.logprobs ? [] : null) };
     });
     this.lastFinished = outputs.every((o) => o.finishReason !== null);
-    this.push({ requestId: this.requestId, prompt: this.prompt, promptTokenIds: this.promptTokenIds, outputs, finished: false });
+    this.push({
+      requestId: this.requestId, prompt: this.prompt, promptTokenIds: this.promptTokenIds, outputs, finished: false,
+      promptLogprobs: this.promptLogprobs,
+    });
   }
 
   /** @internal */

@@ -10,17 +10,19 @@
 import { getHeapStatistics } from "node:v8";
 import type { SamplingParams } from "../api/sampling-params.js";
 import type { StepSeq } from "../engine/batch.js";
-import type { ModelRunner } from "../engine/model-runner.js";
+import type { ModelRunner, StepLogits } from "../engine/model-runner.js";
 import { TllmError, ValidationError } from "../errors.js";
 import type { KVCacheManager } from "../kvcache/kv-cache-manager.js";
 import { RequestState } from "../scheduler/request-state.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { ScheduledRequest, SchedulerOutput } from "../scheduler/types.js";
 import { GuidedDecoder } from "../sampling/guided/decoder.js";
+import { LogprobScratch } from "../sampling/logprobs.js";
 import { Sampler, type SampleResult } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { RequestGroup } from "./group.js";
 import type { DeltaMsg, FinalOutput } from "./messages.js";
+import { tokenLogprobs } from "./prompt-logprobs.js";
 import { Request } from "./request.js";
 import type { IterationStats, KvCacheIterStats } from "./stats.js";
 
@@ -61,6 +63,7 @@ export class ExecutorCore {
   private waiting: Request[] = [];
   private readonly groups = new Map<number, RequestGroup>();
   private readonly sampler = new Sampler();
+  private readonly lpScratch = new LogprobScratch();
   private arrival = 0;
   private nextSeqId = 1;
   private iter = 0;
@@ -158,8 +161,7 @@ export class ExecutorCore {
     this.fetchNewRequests(errors);
     const sched = this.schedule();
     const seqs = this.prepareResources(sched.list);
-    const { logits, rowSeq } = this.runner.run(seqs);
-    const samples = this.sample(sched.list, logits, rowSeq, errors);
+    const samples = this.sample(sched.list, this.runner.run(seqs), errors);
     const deltas = this.updateRequests(sched.list, samples, errors);
     const finals = this.freeFinished();
     if (sched.list.length === 0 && this.running.length === 0) this.failUnschedulable(errors);
@@ -193,7 +195,7 @@ export class ExecutorCore {
   }
 
   private createGroup(sub: Submission, time: number): RequestGroup {
-    const g = new RequestGroup(sub.requestId, sub.prompt, sub.promptTokenIds, sub.streaming, time);
+    const g = new RequestGroup(sub.requestId, sub.prompt, sub.promptTokenIds, sub.streaming, time, sub.params.promptLogprobs !== null);
     const maxTokens = this.maxNewTokens(sub);
     const eos = this.tokenizer.eosTokenIds;
     const extraEos = new Set(sub.params.endId === eos[0] ? eos.slice(1) : []);
@@ -253,20 +255,32 @@ export class ExecutorCore {
     return list.map(({ req, numTokens }) => ({
       tokens: req.tokens, start: req.numComputedTokens, numTokens, blockTable: this.kv.getBlockTable(req.id),
       wantLogits: req.numComputedTokens + numTokens === req.tokens.length,
+      promptLogitsEnd: req.skipPrefixCache ? req.promptLen - 1 : 0,
     }));
   }
 
-  /** one sampler call per row, so that a failing row fails only its request */
-  private sample(list: readonly Scheduled[], logits: Float32Array, rowSeq: number[], errors: StepOutput["errors"]) {
+  /** one sampler call per sampling row, so that a failing row fails only its request; prompt rows
+   *  (prompt logprobs) are scored into their group */
+  private sample(list: readonly Scheduled[], step: StepLogits, errors: StepOutput["errors"]) {
     const V = this.runner.vocabSize;
+    const { logits } = step;
     const out = new Map<Request, SampleResult>();
-    const reqs = rowSeq.map((i) => list[i]!.req);
+    const reqs: Request[] = [];
+    const rows: number[] = [];
+    step.rowSeq.forEach((i, row) => {
+      const req = list[i]!.req;
+      if (step.rowPos[row] === req.tokens.length - 1) {
+        reqs.push(req);
+        rows.push(row);
+      } else this.scorePromptRow(req, logits.subarray(row * V, (row + 1) * V), step.rowPos[row]!, errors);
+    });
     const masks = this.guidedMasks(reqs, errors);
     const failed = new Set(errors.map((e) => e.requestId));
-    reqs.forEach((req, row) => {
+    reqs.forEach((req, i) => {
       if (failed.has(req.requestId)) return;
+      const row = rows[i]!;
       try {
-        if (masks) req.row.tokenBitmask = masks[row];
+        if (masks) req.row.tokenBitmask = masks[i];
         const r = this.sampler.sample(logits.subarray(row * V, (row + 1) * V), [req.row], V)[0]!;
         if (this.guided?.has(req.id) && !this.guided.accept(req.id, r.token)) {
           throw new ValidationError("guidedDecoding", r.token, `token rejected by the grammar of request ${req.requestId}`);
@@ -277,6 +291,17 @@ export class ExecutorCore {
       }
     });
     return out;
+  }
+
+  /** logprobs of prompt token pos + 1 from the row at pos (raw distribution, TRT-LLM's prompt_logprobs) */
+  private scorePromptRow(req: Request, row: Float32Array, pos: number, errors: StepOutput["errors"]): void {
+    const g = this.groups.get(req.requestId);
+    if (!g?.promptLogprobs || pos + 1 >= req.promptLen) return;
+    try {
+      g.promptLogprobs[pos + 1] = tokenLogprobs(row, this.runner.vocabSize, req.tokens[pos + 1]!, req.params.promptLogprobs ?? 0, this.lpScratch);
+    } catch (error) {
+      errors.push({ requestId: req.requestId, error });
+    }
   }
 
   /** the step's grammar bitmasks, per row (undefined for unguided rows); null when nothing is guided */

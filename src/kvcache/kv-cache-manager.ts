@@ -21,6 +21,9 @@ export interface KvRequest extends ExtraKeys {
   readonly tokens: ArrayLike<number>;
   /** tokens whose KV is computed (or attached from the prefix cache) */
   readonly numComputedTokens: number;
+  /** never attach cached blocks (the request needs every prompt row computed, e.g. prompt
+   *  logprobs); its own full blocks are still registered for others. Default false. */
+  readonly skipPrefixCache?: boolean;
 }
 
 export interface KvCacheManagerOptions {
@@ -109,7 +112,7 @@ export class KVCacheManager {
    * one token is left to compute so the model produces logits. No side effects on the pool.
    */
   findCachedPrefix(req: KvRequest): number[] {
-    if (!this.enableBlockReuse) return [];
+    if (!this.enableBlockReuse || req.skipPrefixCache === true) return [];
     const chain = this.chainOf(req, req.tokens.length - 1);
     const limit = Math.floor((req.tokens.length - 1) / this.tokensPerBlock);
     const out: number[] = [];
@@ -140,7 +143,7 @@ export class KVCacheManager {
     for (const id of hits) this.pool.touch(id);
     const cachedTokens = hits.length * this.tokensPerBlock;
     this.reqs.set(req.id, { blocks: hits, numHashed: hits.length, cachedTokens });
-    if (this.enableBlockReuse) {
+    if (this.enableBlockReuse && req.skipPrefixCache !== true) {
       const lookedUp = Math.floor((req.tokens.length - 1) / this.tokensPerBlock);
       this.numReused += hits.length;
       this.numMissed += Math.max(0, lookedUp - hits.length);

@@ -14,7 +14,7 @@ function delta(index: number, token: number, text: string, finishReason: DeltaMs
 
 function final(outputs: { text: string; tokenIds: number[]; finishReason: "stop" | "length" | "cancelled" }[]): FinalOutput {
   return {
-    requestId: 7, prompt: "hi", promptTokenIds: [1, 2], finished: true, metrics,
+    requestId: 7, prompt: "hi", promptTokenIds: [1, 2], finished: true, promptLogprobs: null, metrics,
     outputs: outputs.map((o, index) => ({ index, cumulativeLogprob: -1, logprobs: null, stopReason: null, ...o })),
   };
 }
