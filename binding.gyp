@@ -26,6 +26,7 @@
       "sources": [
         "native/addon.cc",
         "native/addon_ops.cc",
+        "native/graph.cc",
         "native/pool.cc",
         "native/cpu.cc",
         "native/kernels_scalar.cc",

@@ -162,6 +162,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setForceScalar", Napi::Function::New(env, SetForceScalar, "setForceScalar"));
   register_ops(env, exports);
+  register_graph(env, exports);
   return exports;
 }
 

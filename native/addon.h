@@ -24,5 +24,7 @@ double arg_num(const Napi::CallbackInfo& info, size_t i, const char* what);
 void need_len(const Napi::Env& env, const View& v, size_t need, const char* what);
 
 void register_ops(Napi::Env env, Napi::Object exports);
+/** createLlamaGraph / graphForward (graph.cc) */
+void register_graph(Napi::Env env, Napi::Object exports);
 
 }  // namespace tllm

@@ -8,7 +8,19 @@ import type { ModelConfig } from "../config/model-config.js";
 import type { ForwardBatch } from "../engine/types.js";
 import { ValidationError } from "../errors.js";
 import { ropeParams } from "../layers/rope.js";
+import type { GraphBatch, LlamaGraphSpec } from "../backends/native/graph.js";
 import type { LayerWeights, LlamaWeights } from "./weights.js";
+
+/** A backend that runs the whole forward step in one call (NativeBackend: native/graph.cc). */
+interface GraphBackend {
+  createLlamaGraph(spec: LlamaGraphSpec): { forward(b: GraphBatch, kv: readonly KvLayer[], out: Float32Array): void };
+}
+
+export interface LlamaModelOptions {
+  /** run the step as one native graph when the backend offers it (default true; env TLLM_GRAPH=0 turns it off).
+   *  Same kernels in the same order: the logits are bit-identical either way. */
+  fused?: boolean;
+}
 
 interface Scratch {
   t: number;
@@ -20,19 +32,33 @@ export class LlamaModel {
   private readonly rope: RopeParams;
   private readonly attnParams: AttentionParams;
   private s: Scratch | null = null;
+  private readonly graph: ReturnType<GraphBackend["createLlamaGraph"]> | null;
 
-  constructor(readonly config: ModelConfig, readonly weights: LlamaWeights, readonly backend: Backend) {
+  constructor(readonly config: ModelConfig, readonly weights: LlamaWeights, readonly backend: Backend, opts: LlamaModelOptions = {}) {
     this.rope = ropeParams(config, weights.ropeFreqs);
     this.attnParams = {
       numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim,
       scale: 1 / Math.sqrt(config.headDim), slidingWindow: config.slidingWindow,
     };
+    const fused = (opts.fused ?? true) && process.env.TLLM_GRAPH !== "0" && this.rope.headDim === config.headDim;
+    const gb = backend as Partial<GraphBackend>;
+    this.graph = fused && typeof gb.createLlamaGraph === "function" ? gb.createLlamaGraph(this.graphSpec()) : null;
+  }
+
+  /** whether forward runs as one native graph call */
+  get fused(): boolean {
+    return this.graph !== null;
   }
 
   /** Returns fresh logits [logitRows.length, vocab] (the caller owns them); writes this step's K/V into kv[layer] at batch.slots. */
   forward(batch: ForwardBatch, kv: readonly KvLayer[]): Float32Array<ArrayBuffer> {
     const c = this.config, T = batch.tokens.length;
     this.checkBatch(batch, kv);
+    if (this.graph) {
+      const out = new Float32Array(batch.logitRows.length * c.vocabSize);
+      this.graph.forward(batch, kv, out);
+      return out;
+    }
     const s = this.scratch(T);
     this.backend.embedding(s.x, this.weights.embed, batch.tokens);
     const last = c.numLayers - 1;
@@ -115,6 +141,17 @@ export class LlamaModel {
       o: f(c.hiddenSize), gate: f(I), up: f(I), gateUp: f(2 * I), act: f(I),
     };
     return this.s;
+  }
+
+  private graphSpec(): LlamaGraphSpec {
+    const c = this.config, w = this.weights, r = this.rope;
+    return {
+      hidden: c.hiddenSize, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, intermediate: c.intermediateSize,
+      vocab: c.vocabSize, eps: c.rmsNormEps, scale: this.attnParams.scale, window: c.slidingWindow ?? 0,
+      neox: r.style === "neox" ? 1 : 0, ropeDim: r.ropeDim, invFreq: r.invFreq, mscale: r.mscale,
+      ...(r.ggml ? { thetaScale: r.ggml.thetaScale, freqScale: r.ggml.freqScale, freqFactors: r.ggml.freqFactors } : {}),
+      embed: w.embed, lmHead: w.lmHead, finalNorm: w.finalNorm, layers: w.layers,
+    };
   }
 
   private checkBatch(b: ForwardBatch, kv: readonly KvLayer[]): void {

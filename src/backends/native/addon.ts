@@ -52,7 +52,16 @@ export interface TllmAddon {
   attention(out: Float32Array, q: Float32Array, kv: Float32Array | Uint16Array, numBlocks: number,
     tokensPerBlock: number, numKvHeads: number, headDim: number, seqInfo: Int32Array, tables: Int32Array,
     numHeads: number, scale: number, window: number): void;
+  /** a Llama decoder's whole forward step as one native call (graph.cc; spec: LlamaGraphSpec in graph.ts) */
+  createLlamaGraph(spec: object): GraphHandle;
+  /** runs the step; seqInfo / tables as attention's; kvLayers: one pool array per layer */
+  graphForward(graph: GraphHandle, tokens: Int32Array, positions: Int32Array, slots: Int32Array, seqInfo: Int32Array,
+    tables: Int32Array, logitRows: Int32Array, kvLayers: ReadonlyArray<Float32Array | Uint16Array>, numBlocks: number,
+    tokensPerBlock: number, logits: Float32Array): void;
 }
+
+/** Opaque native graph (an External); kept alive by its JS owner. */
+export type GraphHandle = { readonly __tllmGraph: unique symbol };
 
 /** build/Release/tllm.node from the repo (or package) root; the same relative path from src/ and dist/. */
 export const ADDON_PATH = fileURLToPath(new URL("../../../build/Release/tllm.node", import.meta.url));

@@ -7,8 +7,10 @@ import { SUPPORTED_WEIGHT_TYPES, rowBytes, typeName } from "../dtypes.js";
 import { ValidationError } from "../../errors.js";
 import { setMmapImplementation } from "../../checkpoint/mapped-file.js";
 import { addonLoadError, loadAddon, type NativeInfo, type TllmAddon } from "./addon.js";
+import { NativeLlamaGraph, type LlamaGraphSpec } from "./graph.js";
 
 export type { NativeInfo, TllmAddon } from "./addon.js";
+export { NativeLlamaGraph, type GraphBatch, type LlamaGraphSpec } from "./graph.js";
 
 const addon = loadAddon();
 if (addon) {
@@ -84,6 +86,11 @@ export class NativeBackend implements Backend {
 
   constructor() {
     this.a = need();
+  }
+
+  /** A Llama decoder's forward step as one native call (LlamaModel uses it when offered). */
+  createLlamaGraph(spec: LlamaGraphSpec): NativeLlamaGraph {
+    return new NativeLlamaGraph(this.a, spec);
   }
 
   matmul(out: Float32Array, x: Float32Array, m: number, w: WeightTensor): void {

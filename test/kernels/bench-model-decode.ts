@@ -1,0 +1,53 @@
+// Decode-step profile of a real GGUF through LlamaModel.forward (not a test; run by hand):
+//   node --import tsx test/kernels/bench-model-decode.ts <model.gguf> [steps=128] [--ops]
+// env TLLM_THREADS. Prints tok/s over `steps` single-token steps (f16 KV, context from 0) and, with
+// --ops, the wall time per backend op kind (each call timed: adds ~1 µs per call).
+import { NativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
+import type { Backend } from "../../src/backends/backend.js";
+import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
+import { loadModel } from "../../src/models/loader.js";
+
+const path = process.argv[2];
+if (!path) throw new Error("usage: bench-model-decode.ts <model.gguf> [steps] [--ops]");
+const steps = Number(process.argv[3] ?? 128), ops = process.argv.includes("--ops");
+if (process.env.TLLM_THREADS) setNativeThreads(Number(process.env.TLLM_THREADS));
+const nb = new NativeBackend();
+const times = new Map<string, { ms: number; n: number }>();
+const backend: Backend = ops ? new Proxy(nb, {
+  get(t, k, r) {
+    const v = Reflect.get(t, k, r);
+    if (typeof v !== "function") return v;
+    return (...a: unknown[]) => {
+      const t0 = performance.now();
+      const out = (v as (...x: unknown[]) => unknown).apply(t, a);
+      const e = times.get(String(k)) ?? { ms: 0, n: 0 };
+      e.ms += performance.now() - t0; e.n++;
+      times.set(String(k), e);
+      return out;
+    };
+  },
+}) : nb;
+const m = loadModel(path, backend);
+const c = m.config, tpb = 32;
+const kv = new SimpleKvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim,
+  numBlocks: Math.ceil(steps / tpb) + 1, tokensPerBlock: tpb, dtype: "f16" });
+kv.allocSeq(0, steps);
+const bt = kv.blockTable(0);
+const step = (p: number) => m.model.forward({ tokens: Int32Array.of((p * 7919) % c.vocabSize), positions: Int32Array.of(p),
+  slots: kv.slotsFor(0, p, 1), seqs: [{ qStart: 0, qLen: 1, kvLen: p + 1, blockTable: bt }], logitRows: Int32Array.of(0) }, kv.layers);
+step(0);
+times.clear();
+const t0 = performance.now(), c0 = process.cpuUsage();
+for (let p = 1; p < steps; p++) step(p);
+const ms = (performance.now() - t0) / (steps - 1), cu = process.cpuUsage(c0);
+console.log(nativeInfo(), `fused: ${m.model.fused}`);
+console.log(`${path}: ${ms.toFixed(3)} ms/step, ${(1000 / ms).toFixed(1)} tok/s; process cpu ${((cu.user + cu.system) / 1000 / (steps - 1)).toFixed(3)} ms/step`);
+if (ops) {
+  let sum = 0;
+  for (const [k, e] of [...times].sort((a, b) => b[1].ms - a[1].ms)) {
+    sum += e.ms;
+    console.log(`  ${k.padEnd(12)} ${(e.ms / (steps - 1)).toFixed(3)} ms/step  ${(e.n / (steps - 1)).toFixed(0)} calls/step  ${(1000 * e.ms / e.n).toFixed(1)} µs/call`);
+  }
+  console.log(`  ops total ${(sum / (steps - 1)).toFixed(3)} ms/step; outside ops ${(ms - sum / (steps - 1)).toFixed(3)} ms/step`);
+}
+m.checkpoint.close();
