@@ -5,7 +5,8 @@
 // simple runner is exact: each running sequence holds ceil(min(maxSeqLen, prompt + maxTokens) /
 // tokensPerBlock) blocks until it finishes, and nothing is held between requests.
 import { freemem } from "node:os";
-import type { GenerationStream, LLM } from "../api/llm.js";
+import type { GenerateOptions, LLM, StreamEvent } from "../api/llm.js";
+import type { RequestOutput } from "../api/request-output.js";
 import type { SamplingParamsInput } from "../api/sampling-params.js";
 import { HttpError } from "./errors.js";
 
@@ -118,13 +119,13 @@ export class ServeEngine {
     this.tickets.delete(t);
   }
 
-  /** Starts generation. `cacheSalt` / `priority` go along as the executor's generateAsync options
-   *  (an LLM that does not know them ignores them). */
-  start(ids: number[], params: SamplingParamsInput, opts: StartOptions): GenerationStream {
-    const o: StartOptions = { signal: opts.signal };
+  /** Runs one prompt, calling `onEvent` for each streamed step (the LLM's onStream callback: no
+   *  async-iterator hop per token). `cacheSalt` / `priority` go along as generate() options. */
+  start(ids: number[], params: SamplingParamsInput, opts: StartOptions, onEvent: (ev: StreamEvent) => void): Promise<RequestOutput> {
+    const o: GenerateOptions = { signal: opts.signal, onStream: onEvent };
     if (opts.cacheSalt !== undefined) o.cacheSalt = opts.cacheSalt;
     if (opts.priority !== undefined) o.priority = opts.priority;
-    return this.llm.generateAsync(ids, params, o);
+    return this.llm.generate(ids, params, o);
   }
 
   /** The executor's view when LLM exposes one (a point-in-time snapshot() preferred over

@@ -118,15 +118,18 @@ export async function runJob(ctx: ServeContext, job: Job, signal: AbortSignal,
   timing.started = performance.now();
   try {
     return await Promise.all(job.prompts.map(async (p, i) => {
-      const s = ctx.engine.start(p.ids, job.params, {
+      const out = await ctx.engine.start(p.ids, job.params, {
         signal, ...(job.cacheSalt !== null ? { cacheSalt: job.cacheSalt } : {}), ...(job.priority !== null ? { priority: job.priority } : {}),
-      });
-      for await (const ev of s) {
+      }, (ev) => {
         tickets[i]!.running = true;
         if (ev.token >= 0) timing.firstToken ??= performance.now();
-        onEvent?.(i, ev);
-      }
-      const out = await s.result;
+        try {
+          onEvent?.(i, ev);
+        } catch (e) {
+          // a failure in the response writer must not stop the stream's bookkeeping (the LLM swallows it)
+          ctx.log("error", `${job.id}: stream event handler failed: ${(e as Error).stack ?? e}`);
+        }
+      });
       ctx.engine.release(tickets[i]!);
       return out;
     }));

@@ -18,16 +18,28 @@ function usage(outs: RequestOutput[]): Record<string, unknown> {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
 }
 
+/** An SSE response. Chunks of one request share everything but `choices`, so that part is
+ *  serialized once (`head`) and each chunk stringifies only its choice. */
 class Sse {
-  constructor(private readonly res: ServerResponse) {
+  private readonly head: string;
+  constructor(private readonly res: ServerResponse, base: Record<string, unknown>) {
+    res.socket?.setNoDelay(true); // one small write per token: never wait for an ACK (Nagle)
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
     res.flushHeaders();
+    this.head = `data: ${JSON.stringify(base).slice(0, -1)},"choices":[`;
+  }
+  private get open(): boolean {
+    return !this.res.writableEnded && !this.res.destroyed;
+  }
+  /** `{...base, choices: [choice]}` */
+  choice(choice: Record<string, unknown>): void {
+    if (this.open) this.res.write(`${this.head}${JSON.stringify(choice)}]}\n\n`);
   }
   send(obj: unknown): void {
-    if (!this.res.writableEnded && !this.res.destroyed) this.res.write(`data: ${JSON.stringify(obj)}\n\n`);
+    if (this.open) this.res.write(`data: ${JSON.stringify(obj)}\n\n`);
   }
   done(): void {
-    if (!this.res.writableEnded && !this.res.destroyed) this.res.end("data: [DONE]\n\n");
+    if (this.open) this.res.end("data: [DONE]\n\n");
   }
 }
 
@@ -90,7 +102,7 @@ async function streamCompletion(ctx: ServeContext, req: CompletionRequest, job: 
   base: Record<string, unknown>, prompts: { text: string }[]): Promise<void> {
   const tok = ctx.engine.llm.tokenizer;
   const n = job.params.n ?? 1;
-  const sse = new Sse(res);
+  const sse = new Sse(res, base);
   const sent = new Map<number, string>();
   const offsets = new Map<number, { at: number }>();
   const logprobsOf = (index: number, slots: TokenSlot[]) => {
@@ -101,7 +113,7 @@ async function streamCompletion(ctx: ServeContext, req: CompletionRequest, job: 
   };
   const emit = (index: number, text: string, slots: TokenSlot[] = [], finish: string | null = null, stop: unknown = null) => {
     sent.set(index, (sent.get(index) ?? "") + text);
-    sse.send({ ...base, choices: [{ index, text, logprobs: logprobsOf(index, slots), finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+    sse.choice({ index, text, logprobs: logprobsOf(index, slots), finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) });
   };
   if (req.echo) prompts.forEach((p, i) => { for (let k = 0; k < n; k++) emit(i * n + k, p.text); });
   const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => emit(index, text, slots));
@@ -180,13 +192,13 @@ async function streamChat(ctx: ServeContext, req: ChatRequest, job: Job, res: Se
   base0: Record<string, unknown>, finishOf: (c: CompletionOutput, o: ChatChoiceOut) => string | null): Promise<void> {
   const base = { ...base0, object: "chat.completion.chunk" };
   const tok = ctx.engine.llm.tokenizer;
-  const sse = new Sse(res);
+  const sse = new Sse(res, base);
   const n = job.params.n ?? 1;
   const holdText = req.toolChoice !== "none" && req.tools.length > 0;
   const sent = new Map<number, string>();
   const delta = (index: number, d: Record<string, unknown>, slots: TokenSlot[] = [], finish: string | null = null, stop: unknown = null) => {
     const logprobs = req.logprobs === null || slots.length === 0 ? null : chatLogprobs(tok, slots, req.logprobs);
-    sse.send({ ...base, choices: [{ index, delta: d, logprobs, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) }] });
+    sse.choice({ index, delta: d, logprobs, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) });
   };
   for (let k = 0; k < n; k++) delta(k, { role: "assistant", content: "" });
   const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => {
