@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,24 @@ namespace tllm {
 namespace {
 
 struct WRef { const uint8_t* data; int type; int rows; int cols; };
+
+// Optional per-op wall-time profile (graphProfile(true) turns it on): ns and calls per op kind.
+enum Op { P_EMBED, P_NORM, P_QKV, P_BIAS, P_ROPE, P_KVW, P_ATTN, P_WO, P_ADD, P_GATEUP, P_SILU, P_DOWN, P_HEAD, P_N };
+const char* const kOpNames[P_N] = {"embedding", "rmsnorm", "matmul qkv", "bias", "rope", "kv write", "attention",
+                                   "matmul o", "residual add", "matmul gate+up", "silu*up", "matmul down", "lm head"};
+bool g_prof = false;
+double g_ns[P_N];
+long g_calls[P_N];
+struct Timed {
+  Op op; std::chrono::steady_clock::time_point t0;
+  explicit Timed(Op o) : op(o) { if (g_prof) t0 = std::chrono::steady_clock::now(); }
+  ~Timed() {
+    if (!g_prof) return;
+    g_ns[op] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    g_calls[op]++;
+  }
+};
+#define TIMED(op, stmt) do { Timed _t(op); stmt; } while (0)
 
 struct LayerG {
   const float* attnNorm; const float* ffnNorm;
@@ -184,46 +203,52 @@ inline void mm(float* out, const float* x, int m, const WRef& w) {
 void attention_block(Graph& g, const LayerG& w, const KvDesc& kv, int T, const int32_t* pos, const int32_t* slots) {
   const KernelTable* K = g_kernels;
   const int H = g.H, qd = g.nh * g.hd, kd = g.nkv * g.hd;
-  K->rmsnorm(g.h.data(), g.x.data(), w.attnNorm, T, H, g.eps);
-  mm(g.q.data(), g.h.data(), T, w.wq);
-  mm(g.k.data(), g.h.data(), T, w.wk);
-  mm(g.v.data(), g.h.data(), T, w.wv);
+  TIMED(P_NORM, K->rmsnorm(g.h.data(), g.x.data(), w.attnNorm, T, H, g.eps));
+  {
+    Timed t(P_QKV);
+    mm(g.q.data(), g.h.data(), T, w.wq);
+    mm(g.k.data(), g.h.data(), T, w.wk);
+    mm(g.v.data(), g.h.data(), T, w.wv);
+  }
   if (w.bq) K->add_bias(g.q.data(), w.bq, T, qd);
   if (w.bk) K->add_bias(g.k.data(), w.bk, T, kd);
   if (w.bv) K->add_bias(g.v.data(), w.bv, T, kd);
   if (w.qNorm) K->rmsnorm(g.q.data(), g.q.data(), w.qNorm, T * g.nh, g.hd, g.eps);
   if (w.kNorm) K->rmsnorm(g.k.data(), g.k.data(), w.kNorm, T * g.nkv, g.hd, g.eps);
   if (g.ropeDim > 0) {
+    Timed t(P_ROPE);
     K->rope(g.q.data(), T, g.nh, pos, g.neox, g.hd, g.ropeDim, g.invFreq, g.mscale, g.ggml ? &g.rg : nullptr);
     K->rope(g.k.data(), T, g.nkv, pos, g.neox, g.hd, g.ropeDim, g.invFreq, g.mscale, g.ggml ? &g.rg : nullptr);
   }
-  K->write_kv(kv, g.k.data(), g.v.data(), slots, T);
-  K->attention(g.attn.data(), g.q.data(), kv, g.seqs.data(), (int)g.seqs.size(), g.nh, g.scale, g.window);
-  mm(g.o.data(), g.attn.data(), T, w.wo);
+  TIMED(P_KVW, K->write_kv(kv, g.k.data(), g.v.data(), slots, T));
+  TIMED(P_ATTN, K->attention(g.attn.data(), g.q.data(), kv, g.seqs.data(), (int)g.seqs.size(), g.nh, g.scale, g.window));
+  TIMED(P_WO, mm(g.o.data(), g.attn.data(), T, w.wo));
   if (w.bo) K->add_bias(g.o.data(), w.bo, T, H);
-  K->add(g.x.data(), g.x.data(), g.o.data(), (size_t)T * H);
+  TIMED(P_ADD, K->add(g.x.data(), g.x.data(), g.o.data(), (size_t)T * H));
 }
 
 // LlamaModel.mlpBlock; with one row gate and up are written straight into [gate | up]
 void mlp_block(Graph& g, const LayerG& w, int T) {
   const KernelTable* K = g_kernels;
   const int H = g.H, I = g.I;
-  K->rmsnorm(g.h.data(), g.x.data(), w.ffnNorm, T, H, g.eps);
+  TIMED(P_NORM, K->rmsnorm(g.h.data(), g.x.data(), w.ffnNorm, T, H, g.eps));
   float* gu = g.gu.data();
   if (T == 1) {
+    Timed t(P_GATEUP);
     mm(gu, g.h.data(), 1, w.wGate);
     mm(gu + I, g.h.data(), 1, w.wUp);
   } else {
+    Timed t(P_GATEUP);
     mm(g.gate.data(), g.h.data(), T, w.wGate);
     mm(g.up.data(), g.h.data(), T, w.wUp);
-    for (int t = 0; t < T; t++) {
-      memcpy(gu + (size_t)t * 2 * I, g.gate.data() + (size_t)t * I, sizeof(float) * I);
-      memcpy(gu + (size_t)t * 2 * I + I, g.up.data() + (size_t)t * I, sizeof(float) * I);
+    for (int r = 0; r < T; r++) {
+      memcpy(gu + (size_t)r * 2 * I, g.gate.data() + (size_t)r * I, sizeof(float) * I);
+      memcpy(gu + (size_t)r * 2 * I + I, g.up.data() + (size_t)r * I, sizeof(float) * I);
     }
   }
-  K->silu_mul(g.act.data(), gu, T, I);
-  mm(g.o.data(), g.act.data(), T, w.wDown);
-  K->add(g.x.data(), g.x.data(), g.o.data(), (size_t)T * H);
+  TIMED(P_SILU, K->silu_mul(g.act.data(), gu, T, I));
+  TIMED(P_DOWN, mm(g.o.data(), g.act.data(), T, w.wDown));
+  TIMED(P_ADD, K->add(g.x.data(), g.x.data(), g.o.data(), (size_t)T * H));
 }
 
 // LlamaModel.selectRows: rows of x to [0, R) in order
@@ -304,7 +329,7 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
   bind_seqs(g, env, si, nsi, tb, ntb, numBlocks, tpb, (int)T);
   reserve(g, (int)(R > T ? R : T));
   const int n = (int)T;
-  g_kernels->embedding(g.x.data(), g.embed.data, g.embed.type, g.H, tok, n);
+  TIMED(P_EMBED, g_kernels->embedding(g.x.data(), g.embed.data, g.embed.type, g.H, tok, n));
   for (int l = 0; l < L - 1; l++) {
     attention_block(g, g.layers[l], kv[l], n, pos, slots);
     mlp_block(g, g.layers[l], n);
@@ -313,10 +338,27 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
   select_rows(g, rows, (int)R);
   if (R > 0) {
     mlp_block(g, g.layers[L - 1], (int)R);
-    g_kernels->rmsnorm(g.h.data(), g.x.data(), g.finalNorm, (int)R, g.H, g.eps);
-    mm((float*)out.data, g.h.data(), (int)R, g.lmHead);
+    TIMED(P_NORM, g_kernels->rmsnorm(g.h.data(), g.x.data(), g.finalNorm, (int)R, g.H, g.eps));
+    TIMED(P_HEAD, mm((float*)out.data, g.h.data(), (int)R, g.lmHead));
   }
   return env.Undefined();
+}
+
+// graphProfile(on?: boolean): the per-op totals since the last call ({op: [ms, calls]}), then reset;
+// `on` switches timing on or off (off by default: the timers cost ~50 ns an op)
+Napi::Value GraphProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  for (int i = 0; i < P_N; i++) {
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, g_ns[i] / 1e6);
+    a.Set(1u, (double)g_calls[i]);
+    o.Set(kOpNames[i], a);
+    g_ns[i] = 0;
+    g_calls[i] = 0;
+  }
+  if (info.Length() > 0 && info[0].IsBoolean()) g_prof = info[0].As<Napi::Boolean>().Value();
+  return o;
 }
 
 }  // namespace
@@ -324,6 +366,7 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
 void register_graph(Napi::Env env, Napi::Object e) {
   e.Set("createLlamaGraph", Napi::Function::New(env, CreateLlamaGraph, "createLlamaGraph"));
   e.Set("graphForward", Napi::Function::New(env, GraphForward, "graphForward"));
+  e.Set("graphProfile", Napi::Function::New(env, GraphProfile, "graphProfile"));
 }
 
 }  // namespace tllm

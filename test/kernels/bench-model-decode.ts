@@ -6,6 +6,7 @@ import { NativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/
 import type { Backend } from "../../src/backends/backend.js";
 import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
 import { loadModel } from "../../src/models/loader.js";
+import { loadAddon } from "../../src/backends/native/addon.js";
 
 const path = process.argv[2];
 if (!path) throw new Error("usage: bench-model-decode.ts <model.gguf> [steps] [--ops]");
@@ -13,7 +14,9 @@ const steps = Number(process.argv[3] ?? 128), ops = process.argv.includes("--ops
 if (process.env.TLLM_THREADS) setNativeThreads(Number(process.env.TLLM_THREADS));
 const nb = new NativeBackend();
 const times = new Map<string, { ms: number; n: number }>();
-const backend: Backend = ops ? new Proxy(nb, {
+// TLLM_GRAPH=0: the op-by-op path, each backend call timed from JS; else the graph's own per-op timers
+const graphOn = process.env.TLLM_GRAPH !== "0";
+const backend: Backend = ops && !graphOn ? new Proxy(nb, {
   get(t, k, r) {
     const v = Reflect.get(t, k, r);
     if (typeof v !== "function") return v;
@@ -37,17 +40,21 @@ const step = (p: number) => m.model.forward({ tokens: Int32Array.of((p * 7919) %
   slots: kv.slotsFor(0, p, 1), seqs: [{ qStart: 0, qLen: 1, kvLen: p + 1, blockTable: bt }], logitRows: Int32Array.of(0) }, kv.layers);
 step(0);
 times.clear();
+if (ops && graphOn) loadAddon()!.graphProfile(true);
 const t0 = performance.now(), c0 = process.cpuUsage();
 for (let p = 1; p < steps; p++) step(p);
 const ms = (performance.now() - t0) / (steps - 1), cu = process.cpuUsage(c0);
 console.log(nativeInfo(), `fused: ${m.model.fused}`);
 console.log(`${path}: ${ms.toFixed(3)} ms/step, ${(1000 / ms).toFixed(1)} tok/s; process cpu ${((cu.user + cu.system) / 1000 / (steps - 1)).toFixed(3)} ms/step`);
+if (ops && graphOn) {
+  for (const [k, [tms, n]] of Object.entries(loadAddon()!.graphProfile(false))) times.set(k, { ms: tms, n });
+}
 if (ops) {
   let sum = 0;
   for (const [k, e] of [...times].sort((a, b) => b[1].ms - a[1].ms)) {
     sum += e.ms;
     console.log(`  ${k.padEnd(12)} ${(e.ms / (steps - 1)).toFixed(3)} ms/step  ${(e.n / (steps - 1)).toFixed(0)} calls/step  ${(1000 * e.ms / e.n).toFixed(1)} µs/call`);
   }
-  console.log(`  ops total ${(sum / (steps - 1)).toFixed(3)} ms/step; outside ops ${(ms - sum / (steps - 1)).toFixed(3)} ms/step`);
+  console.log(`  ops total ${(sum / (steps - 1)).toFixed(3)} ms/step; outside the timed ops ${(ms - sum / (steps - 1)).toFixed(3)} ms/step`);
 }
 m.checkpoint.close();
