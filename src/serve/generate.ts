@@ -77,6 +77,8 @@ export function makeJob(ctx: ServeContext, req: ApiRequest, id: string, arrival:
   }
   const params: SamplingParamsInput = { ...req.params, maxTokens, addSpecialTokens: false };
   if (req.logprobs !== null) params.logprobs = req.logprobs;
+  // echo + logprobs: the prompt tokens' logprobs too (OpenAI completions)
+  if (req.kind === "completion" && req.echo && req.logprobs !== null) params.promptLogprobs = req.logprobs;
   if (guide) params.guidedDecoding = guide;
   if (req.stream && (params.bestOf ?? 1) > (params.n ?? 1)) throw badRequest("best_of", "best_of > n is not supported with stream=true");
   try {

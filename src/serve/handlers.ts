@@ -3,11 +3,11 @@
 import type { ServerResponse } from "node:http";
 import type { StreamEvent } from "../api/llm.js";
 import type { CompletionOutput, RequestOutput } from "../api/request-output.js";
-import { badRequest, errorBody, HttpError, toHttpError } from "./errors.js";
+import { badRequest, errorBody, toHttpError } from "./errors.js";
 import {
   cachedTokens, checkModel, finishJob, makeJob, requestId, runJob, type Job, type JobTiming, type ServeContext,
 } from "./generate.js";
-import { chatLogprobs, ChunkedLogprobs, completionLogprobs, slotsOf, type TokenSlot } from "./logprobs.js";
+import { chatLogprobs, ChunkedLogprobs, completionLogprobs, promptSlots, slotsOf, type TokenSlot } from "./logprobs.js";
 import type { ChatRequest, CompletionRequest } from "./protocol.js";
 import { forcedToolCalls, parseToolCalls, toolChoiceGuide, type ToolCall } from "./tools.js";
 
@@ -77,7 +77,6 @@ export async function handleCompletion(ctx: ServeContext, req: CompletionRequest
     return { ids: p.ids, text: tok.decode(p.ids) };
   }));
   prompts.forEach((p, i) => { if (p.ids.length === 0) throw badRequest("prompt", `prompt ${i} is empty (no tokens)`); });
-  if (req.echo && req.logprobs !== null) throw new HttpError(501, "echo with logprobs (prompt logprobs) is not supported", "echo", "NotImplementedError");
   const id = requestId("cmpl");
   const job = makeJob(ctx, req, id, arrival, prompts, req.guided, "response_format");
   const n = job.params.n ?? 1;
@@ -88,7 +87,7 @@ export async function handleCompletion(ctx: ServeContext, req: CompletionRequest
     const outs = await execute(ctx, job, signal);
     const choices = outs.flatMap((o, i) => o.outputs.map((c) => ({
       index: i * n + c.index, text: (req.echo ? prompts[i]!.text : "") + c.text,
-      logprobs: req.logprobs === null ? null : completionLogprobs(tok, slotsOf(c), req.logprobs, { at: 0 }),
+      logprobs: req.logprobs === null ? null : completionLogprobs(tok, [...(req.echo ? promptSlots(o) : []), ...slotsOf(c)], req.logprobs, { at: 0 }),
       finish_reason: c.finishReason, stop_reason: c.stopReason, token_ids: c.tokenIds,
     })));
     sendJson(res, { ...base, choices, usage: usage(outs) });
@@ -115,10 +114,15 @@ async function streamCompletion(ctx: ServeContext, req: CompletionRequest, job: 
     sent.set(index, (sent.get(index) ?? "") + text);
     sse.choice({ index, text, logprobs: logprobsOf(index, slots), finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) });
   };
-  if (req.echo) prompts.forEach((p, i) => { for (let k = 0; k < n; k++) emit(i * n + k, p.text); });
-  const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => emit(index, text, slots));
+  // echo with logprobs: the prompt's logprobs are known only from the final output, so the echo
+  // chunks and everything after them are held until then (same chunks, sent late)
+  const echoLogprobs = req.echo && req.logprobs !== null;
+  const echo = (i: number, slots: TokenSlot[]) => { for (let k = 0; k < n; k++) emit(i * n + k, prompts[i]!.text, slots); };
+  if (req.echo && !echoLogprobs) prompts.forEach((_p, i) => echo(i, []));
+  const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => emit(index, text, slots), echoLogprobs);
   try {
     const outs = await execute(ctx, job, signal, (i, ev) => chunks.event(i * n + ev.index, ev));
+    if (echoLogprobs) outs.forEach((o, i) => echo(i, promptSlots(o)));
     chunks.flush((index) => outs[Math.floor(index / n)]?.outputs.find((c) => c.index === index % n));
     outs.forEach((o, i) => o.outputs.forEach((c) => {
       const index = i * n + c.index;

@@ -11,7 +11,7 @@
 // held and sent, with the same boundaries, once the final output (which has every token's
 // logprobs) is known.
 import type { StreamEvent } from "../api/llm.js";
-import type { CompletionOutput, TokenLogprobs } from "../api/request-output.js";
+import type { CompletionOutput, RequestOutput, TokenLogprobs } from "../api/request-output.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
@@ -30,15 +30,21 @@ export function slotsOf(c: CompletionOutput): TokenSlot[] {
   return c.tokenIds.map((id, pos) => ({ pos, id, lp: c.logprobs?.[pos] ?? null }));
 }
 
-/** Completions API shape; `offset` (characters into the choice's text) advances past each token. */
+/** The prompt tokens of an output with their logprobs (SamplingParams.promptLogprobs; entry 0 is null). */
+export function promptSlots(o: RequestOutput): TokenSlot[] {
+  return o.promptTokenIds.map((id, pos) => ({ pos, id, lp: o.promptLogprobs?.[pos] ?? null }));
+}
+
+/** Completions API shape; `offset` (characters into the choice's text) advances past each token.
+ *  A token without logprobs (the first prompt token under echo) gets null, as OpenAI sends. */
 export function completionLogprobs(tok: Tokenizer, slots: TokenSlot[], k: number, offset: { at: number }): unknown {
   const tokens: string[] = [], lps: (number | null)[] = [], tops: (Record<string, number> | null)[] = [], offsets: number[] = [];
   for (const s of slots) {
-    const m = s.lp ?? new Map();
+    const m = s.lp;
     const t = tokenText(tok, s.id);
     tokens.push(t);
-    lps.push(m.get(s.id)?.logprob ?? NaN);
-    tops.push(Object.fromEntries(topOf(m, k).map(([tid, l]) => [tokenText(tok, tid), l])));
+    lps.push(m?.get(s.id)?.logprob ?? null);
+    tops.push(m ? Object.fromEntries(topOf(m, k).map(([tid, l]) => [tokenText(tok, tid), l])) : null);
     offsets.push(offset.at);
     offset.at += t.length;
   }
@@ -69,8 +75,9 @@ export class ChunkedLogprobs {
   /** whether events carry their logprobs (decided by the first event) */
   private live: boolean | null;
 
-  constructor(private readonly wanted: boolean, private readonly send: (key: number, text: string, slots: TokenSlot[]) => void) {
-    this.live = wanted ? null : true;
+  /** `hold`: send nothing before flush() (the caller has chunks of its own to send first). */
+  constructor(private readonly wanted: boolean, private readonly send: (key: number, text: string, slots: TokenSlot[]) => void, hold = false) {
+    this.live = hold ? false : wanted ? null : true;
   }
 
   /** One StreamEvent of the choice `key`. */

@@ -158,3 +158,65 @@ describe("chat: logprobs with stream=true", () => {
     assert.ok(bytes(chunks).includes(stop), `all tokens ${JSON.stringify(bytes(chunks))} hold the stop string ${JSON.stringify(stop)}`);
   });
 });
+
+describe("completions: echo with logprobs (prompt logprobs)", () => {
+  const tokenize = async (prompt: string): Promise<number[]> =>
+    (await (await fetch(`${server.url}/tokenize`, { method: "POST", body: JSON.stringify({ prompt }) })).json() as { tokens: number[] }).tokens;
+
+  test("prompt tokens first with a null first logprob, then the completion's; the completion part equals echo=false's", async () => {
+    const prompt = "Hello, my name is";
+    const ids = await tokenize(prompt);
+    const body = { prompt, max_tokens: 5, temperature: 0, logprobs: 2, ...extra };
+    const echo = await client.completions.create({ model: NAME, ...body, echo: true });
+    const plain = await client.completions.create({ model: NAME, ...body });
+    const lp = echo.choices[0]!.logprobs!, P = ids.length;
+    assert.equal(echo.choices[0]!.text, prompt + plain.choices[0]!.text);
+    assert.equal(lp.tokens!.length, P + 5);
+    assert.equal(lp.token_logprobs![0], null);
+    assert.equal(lp.top_logprobs![0], null);
+    for (let i = 1; i < P; i++) {
+      const v = lp.token_logprobs![i]!, top = Object.values(lp.top_logprobs![i]!);
+      assert.ok(typeof v === "number" && v <= 0, `prompt token ${i}: ${v}`);
+      assert.ok(top.length >= 1 && top.length <= 2 && top.every((x) => x <= 0) && Math.max(...top) >= v - 1e-9, `prompt token ${i}: ${JSON.stringify(lp.top_logprobs![i])}`);
+    }
+    const own = plain.choices[0]!.logprobs!;
+    assert.deepEqual(lp.tokens!.slice(P), own.tokens);
+    // values within 1e-5: with prompt logprobs the executor computes the logits of every prompt row
+    // in one multi-row output projection, the plain request only the last row's (another matmul
+    // shape: differences of ~1e-6 seen)
+    const near = (a: number, b: number) => Math.abs(a - b) <= 1e-5;
+    lp.token_logprobs!.slice(P).forEach((v, j) => assert.ok(near(v!, own.token_logprobs![j]!), `token ${j}: ${v} vs ${own.token_logprobs![j]}`));
+    lp.top_logprobs!.slice(P).forEach((top, j) => {
+      const o = own.top_logprobs![j]!;
+      assert.deepEqual(Object.keys(top!).sort(), Object.keys(o).sort());
+      for (const k of Object.keys(o)) assert.ok(near(top![k]!, o[k]!), `top ${j} ${k}`);
+    });
+    // offsets run on through the prompt tokens into the completion's
+    lp.text_offset!.forEach((o, i) => assert.equal(o, i === 0 ? 0 : lp.text_offset![i - 1]! + lp.tokens![i - 1]!.length));
+  });
+
+  test("the prompt logprob of a token equals its logprob when the model generated it (greedy, same positions)", async () => {
+    const first = await client.completions.create({ model: NAME, prompt: "Roses are red", max_tokens: 4, temperature: 0, logprobs: 1, ...extra });
+    const gen = (first.choices[0] as unknown as { token_ids: number[] }).token_ids;
+    const ids = [...await tokenize("Roses are red"), ...gen];
+    const scored = await client.completions.create({ model: NAME, prompt: ids, max_tokens: 1, temperature: 0, logprobs: 1, echo: true, ...extra });
+    const got = scored.choices[0]!.logprobs!.token_logprobs!.slice(ids.length - 4, ids.length);
+    const want = first.choices[0]!.logprobs!.token_logprobs!;
+    // prefill rows vs decode rows of the same positions: the reference backend is batch-invariant,
+    // but allow 1e-4 for a row computed inside a multi-row matmul
+    got.forEach((g, j) => assert.ok(Math.abs(g! - want[j]!) <= 1e-4, `token ${j}: prompt ${g} vs generated ${want[j]}`));
+  });
+
+  test("streamed: the echo chunk carries the prompt's logprobs; all chunks joined equal the non-streamed logprobs", async () => {
+    const body = { prompt: "In the beginning", max_tokens: 6, n: 2, temperature: 1, seed: 3, logprobs: 1, echo: true, ...extra };
+    const plain = await client.completions.create({ model: NAME, ...body });
+    const got = await streamCompletion(body);
+    for (const c of plain.choices) {
+      const s = got.get(c.index)!;
+      assert.equal(s.text, c.text, `choice ${c.index}`);
+      assert.equal(s.chunks[0]!.text, "In the beginning");
+      assert.equal(s.chunks[0]!.lp!.token_logprobs[0], null);
+      assert.deepEqual(joinLp(s.chunks), c.logprobs, `choice ${c.index}`);
+    }
+  });
+});
