@@ -16,6 +16,7 @@ import { TllmError, ValidationError } from "../errors.js";
 import { configFromGguf } from "../models/config-from-gguf.js";
 import { configFromHf } from "../models/config-from-hf.js";
 import { executorConfigFromResolved } from "../executor/from-llm-config.js";
+import { checkBeamParams } from "../executor/beam-group.js";
 import { WorkerExecutor, type GenerateAsyncOptions } from "../executor/executor.js";
 import type { ExecutorSnapshot, IterationStats } from "../executor/stats.js";
 import type { GenerationResult } from "../executor/result.js";
@@ -193,7 +194,7 @@ export class LLM {
   private async prepare(prompt: PromptInput, input: SamplingParamsInput | undefined, i: number) {
     const st = this.loaded();
     const params: SamplingParams = createSamplingParams(input, st.generationDefaults);
-    if (params.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported yet");
+    checkBeamParams(params);
     if (params.endId === undefined) params.endId = st.tokenizer.eosTokenIds[0];
     validateSamplingParamsForVocab(params, st.model.vocabSize);
     let ids = typeof prompt === "string" ? await st.tokenizer.encode(prompt, { addSpecialTokens: params.addSpecialTokens }) : [...prompt];

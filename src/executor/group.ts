@@ -1,6 +1,7 @@
 // A client request inside the worker: its bestOf sequences, its prompt, and what it reports
 // (streamed deltas while running; one FinalOutput when every sequence is done).
 import type { CompletionOutput, TokenLogprobs } from "../api/request-output.js";
+import type { BeamRun } from "./beam-group.js";
 import type { FinalOutput, DeltaMsg } from "./messages.js";
 import type { Request, SeqDelta } from "./request.js";
 
@@ -12,6 +13,8 @@ export class RequestGroup {
   numPreemptions = 0;
   /** entry i: logprobs of prompt token i (entry 0 stays null); null unless promptLogprobs is set */
   readonly promptLogprobs: (TokenLogprobs | null)[] | null;
+  /** beam search state (useBeamSearch), else null */
+  beam: BeamRun | null = null;
   /** whether a streamed delta already carried promptLogprobs */
   private promptLogprobsSent = false;
 
@@ -36,7 +39,7 @@ export class RequestGroup {
 
   /** stream deltas only when every sequence is returned (bestOf > n picks winners at the end) */
   get streamsDeltas(): boolean {
-    return this.streaming && this.seqs.length === this.n;
+    return this.streaming && this.seqs.length === this.n && this.beam === null;
   }
 
   delta(seq: Request, d: SeqDelta): DeltaMsg {
@@ -53,10 +56,10 @@ export class RequestGroup {
     return m;
   }
 
-  /** The final output: the n best of bestOf by cumulative logprob (re-indexed), in index order otherwise. */
+  /** The final output: the beams' n best hypotheses (beam search), else the n best of bestOf by cumulative logprob (re-indexed), else index order. */
   final(now: number): FinalOutput {
-    let outs: CompletionOutput[] = this.seqs.map((s) => ({ ...s.output }));
-    if (outs.length > this.n) {
+    let outs: CompletionOutput[] = this.beam ? this.beam.outputs() : this.seqs.map((s) => ({ ...s.output }));
+    if (!this.beam && outs.length > this.n) {
       outs = outs.sort((a, b) => (b.cumulativeLogprob ?? 0) - (a.cumulativeLogprob ?? 0)).slice(0, this.n);
       outs.forEach((o, i) => { o.index = i; });
     }

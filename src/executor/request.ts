@@ -63,9 +63,15 @@ export class Request implements SchedRequest {
   /** computes its request's prompt logprobs (output 0 when promptLogprobs is set): every prompt
    *  row is computed, so it never attaches prefix-cache blocks (KvRequest.skipPrefixCache) */
   readonly skipPrefixCache: boolean;
+  /** beam search: beams still to be forked from this slot (KvRequest.pendingForks; slot 0 books them) */
+  pendingForks = 0;
+  get forkSharedTokens(): number {
+    return this.promptLen;
+  }
   private readonly detok: IncrementalDetokenizer | null;
   private readonly stops: StopStringMatcher;
-  private readonly extraEos: ReadonlySet<number>;
+  /** end ids beyond params.endId that also stop (the tokenizer's other EOG ids) */
+  readonly extraEos: ReadonlySet<number>;
   private readonly tokenizerVocab: number;
 
   constructor(init: RequestInit, tokenizer: Tokenizer) {

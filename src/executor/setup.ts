@@ -14,6 +14,7 @@ import { loadModel } from "../models/loader.js";
 import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
+import { checkBeamParams } from "./beam-group.js";
 import { checkExecutorConfig, EXECUTOR_DEFAULTS, type EngineInfo, type ExecutorConfig } from "./config.js";
 import type { SubmitMsg } from "./messages.js";
 import { ExecutorCore, type Submission } from "./step-loop.js";
@@ -105,7 +106,7 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
 export async function prepareSubmission(msg: SubmitMsg, tokenizer: Tokenizer, vocabSize: number,
   defaults: SamplingParamsInput | undefined, guided?: () => Promise<GuidedDecoder>): Promise<Submission> {
   const params = createSamplingParams(msg.params, defaults);
-  if (params.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported yet");
+  checkBeamParams(params);
   if (params.endId === undefined) params.endId = tokenizer.eosTokenIds[0];
   validateSamplingParamsForVocab(params, vocabSize);
   let ids: number[];

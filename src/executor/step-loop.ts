@@ -20,6 +20,7 @@ import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import { LogprobScratch } from "../sampling/logprobs.js";
 import { Sampler, type SampleResult } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { BeamRowProcessor, BeamRun, blocksPerExtraBeam } from "./beam-group.js";
 import { RequestGroup } from "./group.js";
 import type { DeltaMsg, FinalOutput } from "./messages.js";
 import { tokenLogprobs } from "./prompt-logprobs.js";
@@ -64,6 +65,7 @@ export class ExecutorCore {
   private readonly groups = new Map<number, RequestGroup>();
   private readonly sampler = new Sampler();
   private readonly lpScratch = new LogprobScratch();
+  private readonly beamRows = new BeamRowProcessor();
   private arrival = 0;
   private nextSeqId = 1;
   private iter = 0;
@@ -116,9 +118,10 @@ export class ExecutorCore {
     const maxTokens = Math.min(sub.params.maxTokens, maxSeqLen - len);
     if (maxTokens < 1) throw new ValidationError("prompt", `${len} tokens`, `leaves no room to generate under maxSeqLen (${maxSeqLen})`);
     const usable = (this.kv.numBlocks - 1) * this.kv.tokensPerBlock;
-    if (this.kv.blocksFor(len + maxTokens) > this.kv.numBlocks - 1) {
+    const beams = sub.params.strategy === "beam" ? (sub.params.bestOf - 1) * blocksPerExtraBeam(this.kv, len, maxTokens) : 0;
+    if (this.kv.blocksFor(len + maxTokens) + beams > this.kv.numBlocks - 1) {
       throw new ValidationError("maxTokens", sub.params.maxTokens,
-        `prompt (${len}) + maxTokens can never fit the KV cache (${usable} tokens); lower maxTokens or raise kvCacheConfig.maxTokens`);
+        `prompt (${len}) + maxTokens${beams > 0 ? ` for ${sub.params.bestOf} beams` : ""} can never fit the KV cache (${usable} tokens); lower maxTokens or raise kvCacheConfig.maxTokens`);
     }
     if (!enableChunkedPrefill && maxUtilization && len + maxTokens - 1 > maxNumTokens) {
       throw new ValidationError("maxTokens", sub.params.maxTokens,
@@ -161,8 +164,10 @@ export class ExecutorCore {
     this.fetchNewRequests(errors);
     const sched = this.schedule();
     const seqs = this.prepareResources(sched.list);
-    const samples = this.sample(sched.list, this.runner.run(seqs), errors);
+    const beamsReady = new Set<RequestGroup>();
+    const samples = this.sample(sched.list, this.runner.run(seqs), errors, beamsReady);
     const deltas = this.updateRequests(sched.list, samples, errors);
+    this.advanceBeams(beamsReady, errors);
     const finals = this.freeFinished();
     if (sched.list.length === 0 && this.running.length === 0) this.failUnschedulable(errors);
     for (const e of errors) this.fail(e.requestId);
@@ -187,7 +192,7 @@ export class ExecutorCore {
       try {
         const g = this.createGroup(sub, time);
         this.groups.set(sub.requestId, g);
-        this.waiting.push(...g.seqs);
+        this.waiting.push(...(g.beam ? [g.seqs[0]!] : g.seqs)); // beams 1.. are forked from 0 after its prefill
       } catch (error) {
         errors.push({ requestId: sub.requestId, error });
       }
@@ -207,6 +212,11 @@ export class ExecutorCore {
       }, this.tokenizer));
     }
     this.addGuides(g, extraEos);
+    if (sub.params.strategy === "beam") {
+      const p = sub.params;
+      const endIds = [...(p.ignoreEos || p.endId === undefined ? [] : [p.endId, ...extraEos]), ...p.stopTokenIds];
+      g.beam = new BeamRun(g.seqs, endIds, this.tokenizer);
+    }
     return g;
   }
 
@@ -230,7 +240,11 @@ export class ExecutorCore {
     if (out.pausedRequests.length > 0) {
       const paused = new Set(out.pausedRequests);
       this.running = this.running.filter((r) => !paused.has(r));
-      for (const r of out.pausedRequests as Request[]) this.groups.get(r.requestId)!.numPreemptions++;
+      for (const r of out.pausedRequests as Request[]) {
+        const g = this.groups.get(r.requestId)!;
+        g.numPreemptions++;
+        g.beam?.dropRow(r);
+      }
       this.waiting.push(...(out.pausedRequests as Request[]));
     }
     if (out.admittedRequests.length > 0) {
@@ -261,7 +275,7 @@ export class ExecutorCore {
 
   /** one sampler call per sampling row, so that a failing row fails only its request; prompt rows
    *  (prompt logprobs) are scored into their group */
-  private sample(list: readonly Scheduled[], step: StepLogits, errors: StepOutput["errors"]) {
+  private sample(list: readonly Scheduled[], step: StepLogits, errors: StepOutput["errors"], beamsReady: Set<RequestGroup>) {
     const V = this.runner.vocabSize;
     const { logits } = step;
     const out = new Map<Request, SampleResult>();
@@ -269,10 +283,14 @@ export class ExecutorCore {
     const rows: number[] = [];
     step.rowSeq.forEach((i, row) => {
       const req = list[i]!.req;
-      if (step.rowPos[row] === req.tokens.length - 1) {
+      if (step.rowPos[row] !== req.tokens.length - 1) {
+        this.scorePromptRow(req, logits.subarray(row * V, (row + 1) * V), step.rowPos[row]!, errors);
+      } else if (req.params.strategy === "beam") {
+        this.beamRow(req, logits.subarray(row * V, (row + 1) * V), beamsReady, errors);
+      } else {
         reqs.push(req);
         rows.push(row);
-      } else this.scorePromptRow(req, logits.subarray(row * V, (row + 1) * V), step.rowPos[row]!, errors);
+      }
     });
     const masks = this.guidedMasks(reqs, errors);
     const failed = new Set(errors.map((e) => e.requestId));
@@ -291,6 +309,33 @@ export class ExecutorCore {
       }
     });
     return out;
+  }
+
+  /** a beam slot's row: processed log-probabilities kept until every live beam of its group has one */
+  private beamRow(req: Request, row: Float32Array, ready: Set<RequestGroup>, errors: StepOutput["errors"]): void {
+    const g = this.groups.get(req.requestId)!;
+    try {
+      if (g.beam!.setRow(req, this.beamRows.logprobs(row, req.row, this.runner.vocabSize, req.extraEos))) ready.add(g);
+    } catch (error) {
+      errors.push({ requestId: req.requestId, error });
+    }
+  }
+
+  /** beam steps of the groups whose live beams all have their rows (after computed counts advanced) */
+  private advanceBeams(ready: Set<RequestGroup>, errors: StepOutput["errors"]): void {
+    const failed = new Set(errors.map((e) => e.requestId));
+    for (const g of ready) {
+      if (failed.has(g.requestId)) continue;
+      try {
+        const m = g.beam!.advance(this.kv, (src, dst) => this.runner.pool.copyBlock(src, dst), this.runner.vocabSize);
+        if (m.parked.length > 0) this.running = this.running.filter((r) => !m.parked.includes(r));
+        this.running.push(...m.activated);
+        g.lastTokenTime = Date.now();
+        g.firstTokenTime ??= g.lastTokenTime;
+      } catch (error) {
+        errors.push({ requestId: g.requestId, error });
+      }
+    }
   }
 
   /** logprobs of prompt token pos + 1 from the row at pos (raw distribution, TRT-LLM's prompt_logprobs) */

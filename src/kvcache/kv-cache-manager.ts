@@ -24,6 +24,11 @@ export interface KvRequest extends ExtraKeys {
   /** never attach cached blocks (the request needs every prompt row computed, e.g. prompt
    *  logprobs); its own full blocks are still registered for others. Default false. */
   readonly skipPrefixCache?: boolean;
+  /** beam search: sequences still to be forked from this one (default 0). neededBlocks books each
+   *  of them as needing the blocks of totalTokens beyond the full blocks of its first
+   *  forkSharedTokens tokens (the prompt blocks they will share). */
+  readonly pendingForks?: number;
+  readonly forkSharedTokens?: number;
 }
 
 export interface KvCacheManagerOptions {
@@ -129,11 +134,13 @@ export class KVCacheManager {
    * yet allocated, prefix hits on blocks in use by others cost nothing; hits on free blocks do.
    */
   neededBlocks(req: KvRequest, totalTokens: number): number {
+    const forks = req.pendingForks ?? 0;
+    const extra = forks > 0 ? forks * Math.max(0, this.blocksFor(totalTokens) - Math.floor((req.forkSharedTokens ?? 0) / this.tokensPerBlock)) : 0;
     const st = this.reqs.get(req.id);
-    if (st) return Math.max(0, this.blocksFor(totalTokens) - st.blocks.length);
+    if (st) return Math.max(0, this.blocksFor(totalTokens) - st.blocks.length) + extra;
     let shared = 0;
     for (const id of this.findCachedPrefix(req)) if (this.pool.refCount[id]! > 0) shared++;
-    return Math.max(0, this.blocksFor(totalTokens) - shared);
+    return Math.max(0, this.blocksFor(totalTokens) - shared) + extra;
   }
 
   /** Attach the cached prefix to a new request (ref++). Returns the number of cached tokens. */
@@ -213,6 +220,28 @@ export class KVCacheManager {
     this.reqs.set(dst, { blocks: st.blocks.slice(), numHashed: st.numHashed, cachedTokens: 0 });
     const chain = this.chains.get(src);
     if (chain) this.chains.set(dst, chain.slice(0, st.numHashed));
+  }
+
+  /**
+   * Beam search: each pair's dst gets a shared copy of its src's block table (ref++ on src's blocks,
+   * then ref-- on dst's previous ones). All pairs read the tables as they were before the call, so
+   * a request may be both a src and a dst (beams swap parents). A dst may hold nothing before.
+   */
+  reassign(pairs: readonly { dst: RequestId; src: RequestId }[]): void {
+    const snap = pairs.map(({ src }) => {
+      const st = this.reqs.get(src);
+      if (!st) throw new ValidationError("src", src, "holds no KV blocks");
+      return { blocks: st.blocks.slice(), numHashed: st.numHashed, chain: this.chains.get(src)?.slice(0, st.numHashed) };
+    });
+    for (const s of snap) for (const id of s.blocks) this.pool.touch(id);
+    pairs.forEach(({ dst }, i) => {
+      const old = this.reqs.get(dst);
+      if (old) for (let b = old.blocks.length - 1; b >= 0; b--) this.pool.release(old.blocks[b]!);
+      const s = snap[i]!;
+      this.reqs.set(dst, { blocks: s.blocks, numHashed: s.numHashed, cachedTokens: old?.cachedTokens ?? 0 });
+      if (s.chain) this.chains.set(dst, s.chain);
+      else this.chains.delete(dst);
+    });
   }
 
   /**

@@ -31,6 +31,8 @@ export interface BeamSearchOptions {
   endIds?: readonly number[];
   /** generated tokens at most (>= 1) */
   maxTokens: number;
+  /** also record each token's rank in its row (Beam.ranks; one O(vocab) count per kept candidate) */
+  trackRanks?: boolean;
 }
 
 export interface Beam {
@@ -38,6 +40,8 @@ export interface Beam {
   /** per-token log-probabilities (the rows' values), tokens.length entries */
   logprobs: number[];
   cumLogprob: number;
+  /** per-token rank in its row (1 = most likely), when trackRanks is set; else empty */
+  ranks: number[];
 }
 
 export interface Hypothesis extends Beam {
@@ -64,7 +68,8 @@ export class BeamSearch {
   readonly earlyStopping: number;
   readonly maxTokens: number;
   private readonly endIds: ReadonlySet<number>;
-  private live: Beam[] = [{ tokens: [], logprobs: [], cumLogprob: 0 }];
+  private live: Beam[] = [{ tokens: [], logprobs: [], cumLogprob: 0, ranks: [] }];
+  private readonly trackRanks: boolean;
   private hyps: Hypothesis[] = []; // best first, at most beamWidth
   private finishedSearch = false;
 
@@ -78,6 +83,7 @@ export class BeamSearch {
     if (![0, 1, 2].includes(this.earlyStopping)) throw new ValidationError("earlyStopping", o.earlyStopping, "must be 0, 1 or 2");
     this.maxTokens = posInt("maxTokens", o.maxTokens);
     this.endIds = new Set(o.endIds ?? []);
+    this.trackRanks = o.trackRanks ?? false;
   }
 
   /** The live beams (the rows step() expects, in this order). */
@@ -104,7 +110,8 @@ export class BeamSearch {
       const c = cands[rank]!;
       const parent = this.live[c.beam]!;
       const lp = logprobs[c.beam * vocab + c.token]!;
-      const beam = { tokens: [...parent.tokens, c.token], logprobs: [...parent.logprobs, lp], cumLogprob: c.cum };
+      const ranks = this.trackRanks ? [...parent.ranks, rankIn(logprobs, c.beam * vocab, vocab, lp)] : parent.ranks;
+      const beam = { tokens: [...parent.tokens, c.token], logprobs: [...parent.logprobs, lp], cumLogprob: c.cum, ranks };
       if (this.endIds.has(c.token)) {
         if (rank < this.beamWidth) this.addHyp(beam, true);
       } else {
@@ -150,6 +157,13 @@ export class BeamSearch {
     const atLen = this.earlyStopping === 2 && this.lengthPenalty > 0 ? this.maxTokens : len;
     return this.hyps[this.hyps.length - 1]!.score >= this.score(best, atLen);
   }
+}
+
+/** 1 + entries of rows[at .. at+vocab) strictly above x */
+function rankIn(rows: Float32Array, at: number, vocab: number, x: number): number {
+  let r = 1;
+  for (let i = at; i < at + vocab; i++) if (rows[i]! > x) r++;
+  return r;
 }
 
 function byScore(a: Hypothesis, b: Hypothesis): number {
