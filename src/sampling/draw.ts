@@ -1,6 +1,15 @@
 // Steps 8-12 of the pipeline (see sampler.ts): temperature, min_p, top_k, top_p and the draw, on
-// one processed row [vocab] f32. Weights are w_i = exp((x_i - x_max) · invT) in float64.
-import { rowMax, selectTopK } from "./select.js";
+// one processed row [vocab] f32. Weights are w_i = exp((x_i - x_max) · invT) in float64, never
+// written back to the row. Nothing vocab-sized is allocated per call: DrawScratch is reused.
+//
+// Cost per row (V = vocab): top_k: one compare-mostly pass (heap select) + k exps. Without top_k:
+// one max pass, one pass computing w_i (table-driven exp, select.ts) for the tokens min_p keeps,
+// then either a draw pass (no top_p; it stops at the drawn token) or, for top_p, a compare-
+// prefiltered gather of the few tokens at or above the histogram's cut bin.
+// The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
+import {
+  argmax, gatherBins, rowMax, scanWeights, selectTopK, sumWeights, WEIGHT_BINS, weightHistogram, weightOf,
+} from "./select.js";
 
 export interface Filters {
   /** 1 / temperature */
@@ -11,16 +20,25 @@ export interface Filters {
   topP: number;
 }
 
-/** Histogram of (x_max - x)·invT for the no-top-k top-p cut: BINS_PER_NAT bins per nat. */
-const BINS_PER_NAT = 16;
-const NUM_BINS = 32 * BINS_PER_NAT; // the last bin also takes everything below e^-32 of p_max
+/** Cut bins with at most this many tokens are insertion-sorted; larger ones go through a packed sort. */
+const SMALL_SORT = 32;
+/** Packed sort keys hold the token id in their low 21 bits (vocabularies up to 2 097 152). */
+const ID_RANGE = 2 ** 21;
 
-/** Reusable scratch: candidate ids/logits (top-k), weights [vocab], histogram. */
+/** Reusable scratch: ids/values (top-k) or kept ids/weights (nucleus), cut-bin candidates, histogram. */
 export class DrawScratch {
   idx = new Int32Array(0);
   val = new Float32Array(0);
   w = new Float64Array(0);
-  bins = new Float64Array(NUM_BINS);
+  /** cut-bin candidates of the nucleus: ids, logits (and their bits), packed sort keys */
+  cid = new Int32Array(0);
+  cx = new Float32Array(0);
+  cbits = new Uint32Array(0);
+  ckey = new Float64Array(0);
+  numKeep = 0;
+  numCand = 0;
+  /** top-p histogram (select.ts weightHistogram): 64 bins per octave of weight, bin 0 the heaviest */
+  bins = new Float64Array(WEIGHT_BINS);
   ensureK(k: number): void {
     if (this.idx.length < k) this.idx = new Int32Array(k);
     if (this.val.length < k) this.val = new Float32Array(k);
@@ -28,6 +46,12 @@ export class DrawScratch {
   ensureVocab(vocab: number): void {
     if (this.w.length < vocab) this.w = new Float64Array(vocab);
     if (this.idx.length < vocab) this.idx = new Int32Array(vocab);
+    if (this.cid.length < vocab) {
+      this.cid = new Int32Array(vocab);
+      this.cx = new Float32Array(vocab);
+      this.cbits = new Uint32Array(this.cx.buffer);
+      this.ckey = new Float64Array(vocab);
+    }
   }
 }
 
@@ -37,6 +61,7 @@ export function drawTopK(row: Float32Array, vocab: number, k: number, f: Filters
   let n = selectTopK(row, vocab, k, s.idx, s.val);
   if (n === 0) return 0; // every token banned
   const xmax = s.val[0];
+  if (xmax === Infinity) return s.idx[0];
   const floor = xmax + f.logMinP;
   while (n > 1 && s.val[n - 1] < floor) n--;
   if (s.w.length < n) s.w = new Float64Array(Math.max(n, s.w.length * 2));
@@ -65,75 +90,98 @@ function pick(w: Float64Array, n: number, target: number): number {
   return last;
 }
 
-/** top_k = 0: weights over the whole vocabulary (min_p applied), then top_p or a direct draw. */
+/** top_k = 0: min_p, then top_p or a direct draw, over the whole vocabulary. */
 export function drawFull(row: Float32Array, vocab: number, f: Filters, u: number, s: DrawScratch): number {
   const xmax = rowMax(row, vocab);
   if (xmax === -Infinity) return 0; // every token banned
-  s.ensureVocab(vocab);
-  const floor = xmax + f.logMinP;
-  const w = s.w;
-  let sum = 0;
-  const useBins = f.topP < 1;
-  if (useBins) s.bins.fill(0);
-  for (let i = 0; i < vocab; i++) {
-    const x = row[i];
-    const wi = x >= floor ? Math.exp((x - xmax) * f.invT) : 0;
-    w[i] = wi;
-    sum += wi;
-    if (useBins && wi > 0) s.bins[binOf(x, xmax, f.invT)] += wi;
-  }
-  if (!useBins) return pick(w, vocab, u * sum);
-  return drawNucleus(row, vocab, f, u, sum, xmax, s);
-}
-
-function binOf(x: number, xmax: number, invT: number): number {
-  const b = Math.floor((xmax - x) * invT * BINS_PER_NAT);
-  return b < NUM_BINS - 1 ? b : NUM_BINS - 1;
+  if (xmax === Infinity) return argmax(row, vocab); // w would be NaN: the first +inf token
+  // kept: x >= floor (min_p). The clamp keeps -Infinity (banned) out when min_p is off; NaN fails too.
+  const floor = Math.max(xmax + f.logMinP, -Number.MAX_VALUE);
+  if (f.topP < 1) return drawNucleus(row, vocab, f, u, xmax, floor, s);
+  const sum = sumWeights(row, vocab, xmax, floor, f.invT);
+  const token = scanWeights(row, vocab, xmax, floor, f.invT, u * sum);
+  return token >= 0 ? token : argmax(row, vocab);
 }
 
 /**
- * Exact top-p without sorting the vocabulary. Bins are ordered by weight (bin 0 holds the largest),
- * so with b the first bin at which the mass of bins 0..b reaches topP·Σw, the nucleus is every
- * token of bins 0..b-1 plus the shortest prefix of bin b, sorted by weight, that reaches topP·Σw.
- * Only bin b is gathered and sorted. The draw scans bins < b in id order, then that prefix.
+ * Exact top-p without sorting the vocabulary. The nucleus is the shortest prefix of the kept tokens
+ * ordered by (logit desc, id asc) — i.e. by probability — whose mass reaches topP · Σw. Bins are
+ * ordered by weight, so with b the first bin at which the mass of bins 0..b reaches topP · Σw, the
+ * nucleus is every token of bins 0..b-1 plus the shortest sorted prefix of bin b that reaches it.
+ * Pass 1 fills the histogram; pass 2 gathers bins 0..b (a compare on x skips the rest); only bin
+ * b is sorted (its tokens' weights are within a factor 2^(1/64) of each other). The draw scans bins < b in id order, then that prefix in sorted order.
  */
 function drawNucleus(
-  row: Float32Array, vocab: number, f: Filters, u: number, sum: number, xmax: number, s: DrawScratch,
+  row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, s: DrawScratch,
 ): number {
+  s.ensureVocab(vocab);
+  const bins = s.bins;
+  const sum = weightHistogram(row, vocab, xmax, floor, f.invT, bins);
   const target = f.topP * sum;
   let b = 0;
-  let before = 0; // mass of bins 0..b-1
-  while (b < NUM_BINS - 1 && before + s.bins[b] < target) before += s.bins[b++];
-  const ids = s.idx;
-  const w = s.w;
-  let n = 0;
-  for (let i = 0; i < vocab; i++) if (w[i] > 0 && binOf(row[i], xmax, f.invT) === b) ids[n++] = i;
-  ids.subarray(0, n).sort((a, c) => w[c] - w[a] || a - c);
-  let cum = before;
-  let m = 0;
-  while (m < n && cum < target) cum += w[ids[m++]];
-  if (m === 0 && before === 0) m = Math.min(1, n);
-  const t = u * cum;
-  if (t < before) {
-    let acc = 0;
-    for (let i = 0; i < vocab; i++) {
-      if (w[i] > 0 && binOf(row[i], xmax, f.invT) < b) {
-        acc += w[i];
-        if (acc > t) return i;
-      }
-    }
-  }
-  let acc = before;
-  for (let j = 0; j < m; j++) {
-    acc += w[ids[j]];
-    if (acc > t) return ids[j];
-  }
-  return m > 0 ? ids[m - 1] : argmaxW(w, vocab);
+  let before = 0; // mass of bins 0..b-1 (histogram order; only used to find b)
+  while (b < WEIGHT_BINS - 1 && before + bins[b] < target) before += bins[b++];
+  gatherBins(row, vocab, xmax, floor, f.invT, b, s);
+  sortCandidates(row, vocab, s);
+  return drawKept(target, u, xmax, f.invT, s);
 }
 
-/** Fallback for rounding corner cases: the heaviest token. */
-function argmaxW(w: Float64Array, vocab: number): number {
-  let best = 0;
-  for (let i = 1; i < vocab; i++) if (w[i] > w[best]) best = i;
-  return best;
+/**
+ * Appends the shortest prefix of the sorted cut bin that brings the kept mass to `target` (at least
+ * one token overall), then draws: t = u · Σ kept w, scanned in list order (the total is summed in
+ * that same order, so the scan always ends on a kept token).
+ */
+function drawKept(target: number, u: number, xmax: number, invT: number, s: DrawScratch): number {
+  const w = s.w;
+  let nKeep = s.numKeep;
+  let acc = 0;
+  for (let j = 0; j < nKeep; j++) acc += w[j];
+  for (let m = 0; m < s.numCand && (acc < target || nKeep === 0); m++) {
+    const wm = weightOf(s.cx[m], xmax, invT);
+    s.idx[nKeep] = s.cid[m];
+    w[nKeep++] = wm;
+    acc += wm;
+  }
+  if (nKeep === 0) return 0; // unreachable: bin b holds the first kept token when bins < b are empty
+  return s.idx[pick(w, nKeep, u * acc)];
+}
+
+/** Sorts the cut-bin candidates s.cid/s.cx[0..numCand) by (logit desc, id asc); they arrive in id order. */
+function sortCandidates(row: Float32Array, vocab: number, s: DrawScratch): void {
+  const n = s.numCand;
+  const ids = s.cid;
+  const xs = s.cx;
+  if (n <= SMALL_SORT) {
+    // stable insertion sort on x desc (equal logits keep id order)
+    for (let a = 1; a < n; a++) {
+      const i = ids[a];
+      const x = xs[a];
+      let c = a - 1;
+      while (c >= 0 && xs[c] < x) {
+        ids[c + 1] = ids[c];
+        xs[c + 1] = xs[c];
+        c--;
+      }
+      ids[c + 1] = i;
+      xs[c + 1] = x;
+    }
+    return;
+  }
+  if (vocab > ID_RANGE) ids.subarray(0, n).sort((a, c) => row[c] - row[a] || a - c);
+  else packedSort(n, s);
+  for (let j = 0; j < n; j++) xs[j] = row[ids[j]];
+}
+
+/** One native numeric sort of keys (descending-logit key)·2^21 + id: 32 + 21 bits, exact in f64. */
+function packedSort(n: number, s: DrawScratch): void {
+  const bits = s.cbits;
+  const keys = s.ckey;
+  const ids = s.cid;
+  for (let j = 0; j < n; j++) {
+    const v = bits[j] === 0x80000000 ? 0 : bits[j]; // -0 sorts as +0
+    const asc = v & 0x80000000 ? ~v >>> 0 : (v | 0x80000000) >>> 0; // increases with x
+    keys[j] = (0xffffffff - asc) * ID_RANGE + ids[j];
+  }
+  keys.subarray(0, n).sort();
+  for (let j = 0; j < n; j++) ids[j] = keys[j] % ID_RANGE;
 }

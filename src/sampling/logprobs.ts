@@ -2,7 +2,7 @@
 // Logprobs are those of the RAW model distribution: log_softmax of the logits as the model produced
 // them, before bias, penalties, temperature and the top-k/top-p/min-p filters. This is TensorRT-LLM's
 // PyTorch-backend default (LogprobMode.RAW) and vLLM's default ("raw_logprobs").
-import { selectTopK } from "./select.js";
+import { logSumExpRank, selectTopK } from "./select.js";
 
 export interface TopLogprob {
   token: number;
@@ -11,14 +11,21 @@ export interface TopLogprob {
   rank: number;
 }
 
-/** log Σ exp(row[i]) over the row, stable (max-shifted); -Infinity if every entry is -Infinity. */
+const stats = { lse: 0, rank: 0 };
+
+/**
+ * log Σ exp(row[i]) over the row, stable (running max), in one pass; -Infinity if every entry is
+ * -Infinity. NaN entries are skipped.
+ */
 export function logSumExp(row: Float32Array, vocab: number): number {
-  let m = -Infinity;
-  for (let i = 0; i < vocab; i++) if (row[i] > m) m = row[i];
-  if (m === -Infinity) return -Infinity;
-  let s = 0;
-  for (let i = 0; i < vocab; i++) s += Math.exp(row[i] - m);
-  return m + Math.log(s);
+  logSumExpRank(row, vocab, Infinity, stats);
+  return stats.lse;
+}
+
+/** logprob (row[token] - logSumExp) and rank (see rankOf) of `token`, in one pass over the row. */
+export function logprobAndRank(row: Float32Array, vocab: number, token: number): { logprob: number; rank: number; lse: number } {
+  logSumExpRank(row, vocab, row[token], stats);
+  return { logprob: row[token] - stats.lse, rank: stats.rank, lse: stats.lse };
 }
 
 /** log_softmax of a whole row into `out` (float64 [vocab]); for tests and prompt logprobs. */

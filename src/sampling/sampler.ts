@@ -30,7 +30,7 @@
 // min_p and top_k both keep a prefix of the tokens sorted by logit, so applying them in either
 // order gives the same set; top_p then renormalizes over what is left (TRT-LLM order).
 import { ValidationError } from "../errors.js";
-import { LogprobScratch, logSumExp, rankOf, topLogprobs, type TopLogprob } from "./logprobs.js";
+import { LogprobScratch, logprobAndRank, topLogprobs, type TopLogprob } from "./logprobs.js";
 import type { ResolvedSamplingParams } from "./params.js";
 import {
   applyBadWords, applyBias, applyMinTokens, applyNoRepeatNgram, applyPenalties, PenaltyScratch, TokenSeq,
@@ -107,8 +107,8 @@ export class Sampler {
     this.applyProcessors(row, r, vocab, seq);
     const token = p.strategy === "greedy" ? argmax(row, vocab) : this.drawSample(row, r, vocab);
     if (!wantLogprob) return { token, logprob: NaN, rank: 0 };
-    const lse = logSumExp(raw, vocab);
-    const res: SampleResult = { token, logprob: raw[token] - lse, rank: rankOf(raw, vocab, token) };
+    const { logprob, rank, lse } = logprobAndRank(raw, vocab, token);
+    const res: SampleResult = { token, logprob, rank };
     if (numLogprobs !== null && numLogprobs > 0) res.topLogprobs = topLogprobs(raw, vocab, numLogprobs, lse, this.lp);
     return res;
   }

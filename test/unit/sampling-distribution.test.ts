@@ -1,15 +1,19 @@
 // Chi-square goodness of fit of sampled frequencies against the target distribution of each filter,
 // at fixed seeds (so the test is deterministic). The expected distribution is computed here in
-// plain float64 code (softmax, sort, cumulative sum), independently of the library's selection
-// heap and histogram. Threshold: the chi-square quantile at p = 0.001 (Wilson-Hilferty); tokens
-// with zero expected probability must never be drawn (exact).
+// plain float64 code (Math.exp softmax, full sort, cumulative sum), independently of the library's
+// selection heap, table-driven exp and histogram. Threshold: the chi-square quantile at p = 0.001
+// (Wilson-Hilferty); tokens with zero expected probability must never be drawn (exact). Also the
+// top-p paths a small vocabulary does not reach: a cut bin of tied / near-tied logits (sorted by
+// packed keys), a vocabulary past 2^21 ids (comparator sort), and model-like 20k-token rows.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSamplingParams, type SamplingParamsInput } from "../../src/api/sampling-params.js";
 import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../../src/sampling/rng.js";
+import { expNonPos } from "../../src/sampling/select.js";
+import { rng } from "./test-rng.js";
 
-const DRAWS = 20000;
+let DRAWS = 20000; // lowered by tests over large vocabularies (see withDraws)
 const BATCH = 500;
 
 /** Target distribution in float64: softmax(x/T) -> min_p -> top_k -> top_p, renormalized. */
@@ -29,7 +33,8 @@ function expected(logits: number[], o: { t: number; k?: number; p?: number; minP
     while (m < kept.length && cum < o.p * mass) cum += probs[kept[m++]];
     kept = kept.slice(0, Math.max(1, m));
   }
-  keep = probs.map((_, i) => kept.includes(i));
+  const keptSet = new Set(kept);
+  keep = probs.map((_, i) => keptSet.has(i));
   const mass = kept.reduce((a, i) => a + probs[i], 0);
   return probs.map((q, i) => (keep[i] ? q / mass : 0));
 }
@@ -143,4 +148,78 @@ test("the test itself can fail: a wrong target distribution is rejected", () => 
   const shifted = expected(SMALL, { t: 1.3, k: 3 });
   const [stat, df] = chiSquare(drawCounts(SMALL, { temperature: 1, topK: 3 }, 4000), shifted);
   assert.ok(stat > chi2Crit(df), `chi2 ${stat} should exceed ${chi2Crit(df)} for T 1 vs 1.3`);
+});
+
+/** Runs fn with DRAWS = n (chiSquare and drawCounts read it). */
+function withDraws(n: number, fn: () => void): void {
+  const saved = DRAWS;
+  DRAWS = n;
+  try {
+    fn();
+  } finally {
+    DRAWS = saved;
+  }
+}
+
+test("the table-driven exp is within 2 ulp of Math.exp over [-745, 0] and monotone", () => {
+  const r = rng(7);
+  let worst = 0;
+  for (let i = 0; i < 200000; i++) {
+    const y = -r() * [745, 40, 1, 0.01][i % 4];
+    const want = Math.exp(y);
+    if (want < 2.3e-308) continue; // subnormal results carry fewer bits
+    worst = Math.max(worst, Math.abs(expNonPos(y) / want - 1));
+  }
+  // 2 ulp of 1 = 4.4e-16: the table entries, the polynomial and two products each round once
+  assert.ok(worst <= 4.5e-16, `max relative error ${worst}`);
+  assert.equal(expNonPos(0), 1);
+  assert.equal(expNonPos(-Infinity), 0);
+  assert.equal(expNonPos(Number.NaN), 0);
+  let prev = Infinity;
+  for (let y = 0; y > -20; y -= 1 / 4096) {
+    const v = expNonPos(y);
+    assert.ok(v <= prev, `not monotone at ${y}`);
+    prev = v;
+  }
+});
+
+test("top_p with a cut bin of tied and near-tied logits: exactly the sorted prefix", () => {
+  // 5 strong tokens, 200 near-ties (0 + j·1e-5, scattered ids), 400 exact ties at 0: all 600 weak
+  // tokens share one histogram bin, more than the insertion-sort limit, so the packed sort orders
+  // them: near-ties by value, then exact ties by id.
+  const r = rng(11);
+  const logits = new Array<number>(605).fill(0);
+  const ids = Array.from({ length: 605 }, (_, i) => i).sort(() => r() - 0.5);
+  ids.slice(0, 5).forEach((t) => (logits[t] = 3));
+  ids.slice(5, 205).forEach((t, j) => (logits[t] = Math.fround((j + 1) * 1e-5)));
+  check(logits, { temperature: 1, topP: 0.5 }, { t: 1, p: 0.5 }, 16000);
+  check(logits, { temperature: 0.7, topP: 0.35 }, { t: 0.7, p: 0.35 }, 17000);
+});
+
+test("top_p over a vocabulary past 2^21 ids (comparator sort of the cut bin)", () => {
+  const vocab = 2 ** 21 + 64;
+  const row = new Float32Array(vocab).fill(-Infinity);
+  for (let j = 0; j < 100; j++) row[vocab - 1 - 5 * j] = 0; // 100 tied tokens, highest ids
+  const params = createSamplingParams({ temperature: 1, topP: 0.3 });
+  const nucleus = new Set(Array.from({ length: 30 }, (_, j) => vocab - 1 - 5 * (99 - j))); // 30 lowest ids
+  const sampler = new Sampler();
+  const seen = new Set<number>();
+  for (let seed = 0; seed < 40; seed++) {
+    const [res] = sampler.sample(row, [{ params, rng: rngKeyForSeed(seed), promptTokenIds: [], outputTokenIds: [] }], vocab);
+    assert.ok(nucleus.has(res.token), `token ${res.token} is outside the 30 lowest-id tied tokens`);
+    seen.add(res.token);
+  }
+  assert.ok(seen.size >= 10, `40 draws over 30 equally likely tokens hit only ${seen.size}`);
+});
+
+test("model-like 8k-token rows: top_p (narrow and wide nucleus), temperature alone", () => {
+  // ~N(0, 2) noise plus 12 strong candidates, as the benchmark's logits
+  const r = rng(5);
+  const logits = Array.from({ length: 8000 }, () => Math.fround((r() + r() + r() - 1.5) * 4));
+  for (let j = 0; j < 12; j++) logits[Math.floor(r() * 8000)] = Math.fround(7 + r() * 4);
+  withDraws(3000, () => {
+    check(logits, { temperature: 0.8, topP: 0.95 }, { t: 0.8, p: 0.95 }, 18000);
+    check(logits, { temperature: 2, topP: 0.6 }, { t: 2, p: 0.6 }, 19000); // the cut falls in the noise
+    check(logits, { temperature: 1.2 }, { t: 1.2 }, 21000);
+  });
 });
