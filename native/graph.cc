@@ -9,6 +9,7 @@
 // (checkpoint closed) makes graphForward throw instead of touching unmapped memory.
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include <chrono>
 #include <string>
@@ -26,13 +27,25 @@ enum Op { P_EMBED, P_NORM, P_QKV, P_BIAS, P_ROPE, P_KVW, P_ATTN, P_WO, P_ADD, P_
 const char* const kOpNames[P_N] = {"embedding", "rmsnorm", "matmul qkv", "bias", "rope", "kv write", "attention",
                                    "matmul o", "residual add", "matmul gate+up", "silu*up", "matmul down", "lm head"};
 bool g_prof = false;
-double g_ns[P_N];
+double g_ns[P_N], g_cpu[P_N];
 long g_calls[P_N];
+inline double thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+// wall time, and the calling thread's CPU time (immune to other processes on a shared machine;
+// with 1 thread it is the op's whole cost)
 struct Timed {
-  Op op; std::chrono::steady_clock::time_point t0;
-  explicit Timed(Op o) : op(o) { if (g_prof) t0 = std::chrono::steady_clock::now(); }
+  Op op; std::chrono::steady_clock::time_point t0; double c0 = 0;
+  explicit Timed(Op o) : op(o) {
+    if (!g_prof) return;
+    t0 = std::chrono::steady_clock::now();
+    c0 = thread_cpu_ns();
+  }
   ~Timed() {
     if (!g_prof) return;
+    g_cpu[op] += thread_cpu_ns() - c0;
     g_ns[op] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
     g_calls[op]++;
   }
@@ -344,17 +357,18 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// graphProfile(on?: boolean): the per-op totals since the last call ({op: [ms, calls]}), then reset;
+// graphProfile(on?: boolean): the per-op totals since the last call ({op: [wall ms, calls, caller-thread CPU ms]}), then reset;
 // `on` switches timing on or off (off by default: the timers cost ~50 ns an op)
 Napi::Value GraphProfile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   for (int i = 0; i < P_N; i++) {
-    Napi::Array a = Napi::Array::New(env, 2);
+    Napi::Array a = Napi::Array::New(env, 3);
     a.Set(0u, g_ns[i] / 1e6);
     a.Set(1u, (double)g_calls[i]);
+    a.Set(2u, g_cpu[i] / 1e6);
     o.Set(kOpNames[i], a);
-    g_ns[i] = 0;
+    g_ns[i] = g_cpu[i] = 0;
     g_calls[i] = 0;
   }
   if (info.Length() > 0 && info[0].IsBoolean()) g_prof = info[0].As<Napi::Boolean>().Value();

@@ -13,7 +13,7 @@ if (!path) throw new Error("usage: bench-model-decode.ts <model.gguf> [steps] [-
 const steps = Number(process.argv[3] ?? 128), ops = process.argv.includes("--ops");
 if (process.env.TLLM_THREADS) setNativeThreads(Number(process.env.TLLM_THREADS));
 const nb = new NativeBackend();
-const times = new Map<string, { ms: number; n: number }>();
+const times = new Map<string, { ms: number; n: number; cpu?: number }>();
 // TLLM_GRAPH=0: the op-by-op path, each backend call timed from JS; else the graph's own per-op timers
 const graphOn = process.env.TLLM_GRAPH !== "0";
 const backend: Backend = ops && !graphOn ? new Proxy(nb, {
@@ -47,13 +47,14 @@ const ms = (performance.now() - t0) / (steps - 1), cu = process.cpuUsage(c0);
 console.log(nativeInfo(), `fused: ${m.model.fused}`);
 console.log(`${path}: ${ms.toFixed(3)} ms/step, ${(1000 / ms).toFixed(1)} tok/s; process cpu ${((cu.user + cu.system) / 1000 / (steps - 1)).toFixed(3)} ms/step`);
 if (ops && graphOn) {
-  for (const [k, [tms, n]] of Object.entries(loadAddon()!.graphProfile(false))) times.set(k, { ms: tms, n });
+  for (const [k, [tms, n, cpu]] of Object.entries(loadAddon()!.graphProfile(false))) if (n > 0) times.set(k, { ms: tms, n, cpu });
 }
 if (ops) {
   let sum = 0;
   for (const [k, e] of [...times].sort((a, b) => b[1].ms - a[1].ms)) {
     sum += e.ms;
-    console.log(`  ${k.padEnd(12)} ${(e.ms / (steps - 1)).toFixed(3)} ms/step  ${(e.n / (steps - 1)).toFixed(0)} calls/step  ${(1000 * e.ms / e.n).toFixed(1)} µs/call`);
+    const cpu = e.cpu === undefined ? "" : `  caller cpu ${(e.cpu / (steps - 1)).toFixed(3)} ms/step`;
+    console.log(`  ${k.padEnd(14)} wall ${(e.ms / (steps - 1)).toFixed(3)} ms/step${cpu}  ${(e.n / (steps - 1)).toFixed(0)} calls/step  ${(1000 * e.ms / e.n).toFixed(1)} µs/call`);
   }
   console.log(`  ops total ${(sum / (steps - 1)).toFixed(3)} ms/step; outside the timed ops ${(ms - sum / (steps - 1)).toFixed(3)} ms/step`);
 }

@@ -58,8 +58,9 @@ export interface TllmAddon {
   graphForward(graph: GraphHandle, tokens: Int32Array, positions: Int32Array, slots: Int32Array, seqInfo: Int32Array,
     tables: Int32Array, logitRows: Int32Array, kvLayers: ReadonlyArray<Float32Array | Uint16Array>, numBlocks: number,
     tokensPerBlock: number, logits: Float32Array): void;
-  /** per-op wall time of graph steps since the last call ({op: [ms, calls]}), then reset; `on` turns timing on/off */
-  graphProfile(on?: boolean): Record<string, [number, number]>;
+  /** per-op times of graph steps since the last call ({op: [wall ms, calls, calling thread's CPU ms]}), then
+   *  reset; `on` turns timing on/off */
+  graphProfile(on?: boolean): Record<string, [number, number, number]>;
 }
 
 /** Opaque native graph (an External); kept alive by its JS owner. */
