@@ -5,12 +5,15 @@
 //   const r = ex.generateAsync("Hello", { maxTokens: 16 }, { streaming: true });
 //   for await (const s of r) process.stdout.write(s.outputs[0].textDiff);
 //   const final = await r;  await ex.shutdown();
+// Per-request logitsProcessor callbacks stay on this thread; the worker calls them synchronously
+// through shared memory each step (callbacks.ts), so this thread must stay responsive while they run.
 // A fatal worker error (an exception in the step loop, the worker exiting) fails every in-flight
 // request with an ExecutorError and marks the executor unhealthy; later calls fail at once.
 import { Worker } from "node:worker_threads";
-import type { SamplingParamsInput } from "../api/sampling-params.js";
+import type { LogitsProcessorFn, SamplingParamsInput } from "../api/sampling-params.js";
 import { createSamplingParams } from "../api/sampling-params.js";
 import { TllmError, ValidationError } from "../errors.js";
+import { answerLogitsCall } from "./callbacks.js";
 import { checkExecutorConfig, type EngineInfo, type ExecutorConfig } from "./config.js";
 import { fromWire, type DeltaMsg, type FinalOutput, type FromWorker, type ToWorker, type WorkerData } from "./messages.js";
 import { GenerationResult } from "./result.js";
@@ -63,6 +66,8 @@ export class WorkerExecutor implements GenerationExecutor {
   info!: EngineInfo;
   private readonly worker: Worker;
   private readonly results = new Map<number, GenerationResult>();
+  /** logitsProcessor callbacks of in-flight requests (run here when the worker asks) */
+  private readonly processors = new Map<number, LogitsProcessorFn[]>();
   private readonly statsCalls = new Map<number, { ok: (m: StatsReply) => void; fail: (e: Error) => void }>();
   private readonly started: Promise<void>;
   private nextRequestId = 0;
@@ -121,15 +126,18 @@ export class WorkerExecutor implements GenerationExecutor {
       if (!this.healthy) throw this.fatal ?? new ExecutorError("executor is shut down");
       checkPrompt(prompt);
       if (opts.cacheSalt !== undefined && typeof opts.cacheSalt !== "string") throw new ValidationError("cacheSalt", opts.cacheSalt, "must be a string");
-      if (params.logitsProcessor != null) {
-        throw new ValidationError("logitsProcessor", "function", "cannot be sent to the executor worker (functions do not cross threads)");
-      }
-      createSamplingParams(params, this.config.generationDefaults); // fail fast on the caller's thread
+      const resolved = createSamplingParams(params, this.config.generationDefaults); // fail fast on the caller's thread
+      const fns = resolved.logitsProcessors; // they stay here; the worker calls them (callbacks.ts)
       this.results.set(requestId, r);
+      if (fns.length > 0) this.processors.set(requestId, fns);
       this.refresh();
-      this.send({ type: "submit", requestId, prompt, params, streaming: opts.streaming ?? false, cacheSalt: opts.cacheSalt, priority: opts.priority });
+      this.send({
+        type: "submit", requestId, prompt, params: fns.length > 0 ? { ...params, logitsProcessor: null } : params, streaming: opts.streaming ?? false,
+        cacheSalt: opts.cacheSalt, priority: opts.priority, numLogitsProcessors: fns.length,
+      });
     } catch (e) {
       this.results.delete(requestId);
+      this.processors.delete(requestId);
       r.fail(e);
     }
     return r;
@@ -202,6 +210,7 @@ export class WorkerExecutor implements GenerationExecutor {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case "accepted": return this.results.get(m.requestId)?.accepted(m.promptTokenIds);
+      case "logits": return answerLogitsCall(m, this.processors.get(m.requestId));
       case "step":
         this.routeDeltas(m.deltas);
         return this.finish(m.finals);
@@ -209,6 +218,7 @@ export class WorkerExecutor implements GenerationExecutor {
       case "requestError": {
         const r = this.results.get(m.requestId);
         this.results.delete(m.requestId);
+        this.processors.delete(m.requestId);
         r?.fail(fromWire(m.error, `request ${m.requestId}`));
         return this.refresh();
       }
@@ -242,6 +252,7 @@ export class WorkerExecutor implements GenerationExecutor {
     for (const f of finals) {
       const r = this.results.get(f.requestId);
       this.results.delete(f.requestId);
+      this.processors.delete(f.requestId);
       r?.final(f);
     }
     if (finals.length > 0) this.refresh();
@@ -252,6 +263,7 @@ export class WorkerExecutor implements GenerationExecutor {
     this.fatal ??= e;
     for (const r of this.results.values()) r.fail(this.fatal);
     this.results.clear();
+    this.processors.clear();
     for (const call of this.statsCalls.values()) call.fail(this.fatal);
     this.statsCalls.clear();
     this.refresh();

@@ -3,6 +3,7 @@
 import type { RequestOutput, TokenLogprobs, FinishReason } from "../api/request-output.js";
 import type { SamplingParamsInput } from "../api/sampling-params.js";
 import { CheckpointError, TllmError, ValidationError } from "../errors.js";
+import type { LogitsCallMsg } from "./callbacks.js";
 import type { ExecutorConfig, EngineInfo } from "./config.js";
 import type { ExecutorSnapshot, IterationStats } from "./stats.js";
 
@@ -17,6 +18,8 @@ export interface SubmitMsg {
   streaming: boolean;
   cacheSalt?: string | undefined;
   priority?: number | undefined;
+  /** logitsProcessor callbacks kept on the caller's thread (params carry none); see callbacks.ts */
+  numLogitsProcessors?: number;
 }
 export interface AbortMsg { type: "abort"; requestId: number }
 export interface StatsMsg { type: "stats"; callId: number }
@@ -71,7 +74,8 @@ export interface RequestErrorMsg { type: "requestError"; requestId: number; erro
 export interface FatalMsg { type: "fatal"; error: WireError }
 export interface StatsReplyMsg { type: "statsReply"; callId: number; iterations: IterationStats[]; snapshot: ExecutorSnapshot }
 export interface ClosedMsg { type: "closed" }
-export type FromWorker = ReadyMsg | InitErrorMsg | AcceptedMsg | StepMsg | FinalsMsg | RequestErrorMsg | FatalMsg | StatsReplyMsg | ClosedMsg;
+export type FromWorker = ReadyMsg | InitErrorMsg | AcceptedMsg | StepMsg | FinalsMsg | RequestErrorMsg | FatalMsg | StatsReplyMsg | ClosedMsg
+  | LogitsCallMsg;
 
 /** The worker's start-up data (worker_threads workerData). */
 export interface WorkerData { config: ExecutorConfig }

@@ -15,6 +15,7 @@ import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { checkBeamParams } from "./beam-group.js";
+import type { LogitsCallbackBridge } from "./callbacks.js";
 import { checkExecutorConfig, EXECUTOR_DEFAULTS, type EngineInfo, type ExecutorConfig } from "./config.js";
 import type { SubmitMsg } from "./messages.js";
 import { ExecutorCore, type Submission } from "./step-loop.js";
@@ -104,8 +105,12 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
 
 /** Resolves params, tokenizes the prompt and checks both against the model (throws ValidationError). */
 export async function prepareSubmission(msg: SubmitMsg, tokenizer: Tokenizer, vocabSize: number,
-  defaults: SamplingParamsInput | undefined, guided?: () => Promise<GuidedDecoder>): Promise<Submission> {
+  defaults: SamplingParamsInput | undefined, guided?: () => Promise<GuidedDecoder>, callbacks?: LogitsCallbackBridge): Promise<Submission> {
   const params = createSamplingParams(msg.params, defaults);
+  if ((msg.numLogitsProcessors ?? 0) > 0) {
+    if (!callbacks) throw new ValidationError("logitsProcessor", "function", "callbacks cannot reach this executor");
+    params.logitsProcessors = [callbacks.processor(msg.requestId)];
+  }
   checkBeamParams(params);
   if (params.endId === undefined) params.endId = tokenizer.eosTokenIds[0];
   validateSamplingParamsForVocab(params, vocabSize);

@@ -1,5 +1,6 @@
 // Iteration statistics, with TensorRT-LLM's field names (executor IterationStats, KvCacheStats,
 // InflightBatchingStats) in camelCase. One record per step of the worker loop.
+import type { KvCacheStats } from "../kvcache/kv-cache-manager.js";
 
 export interface KvCacheIterStats {
   /** usable blocks (the null block excluded) */
@@ -69,4 +70,24 @@ export interface ExecutorSnapshot {
   /** the process's resident set, bytes */
   rssBytes: number;
   iterations: number;
+}
+
+/** The KV manager's counters in TensorRT-LLM's KvCacheStats shape. */
+export function kvIterStats(s: KvCacheStats, tokensPerBlock: number, lastAllocated: number): KvCacheIterStats {
+  return {
+    maxNumBlocks: s.numBlocks - 1, freeNumBlocks: s.numFreeBlocks, usedNumBlocks: s.numUsedBlocks,
+    tokensPerBlock, allocTotalBlocks: s.allocated, allocNewBlocks: s.allocated - lastAllocated,
+    reusedBlocks: s.reused, missedBlocks: s.missed, cacheHitRate: s.hitRate,
+  };
+}
+
+/** One step's batch composition: `list` = the scheduled sequences (ctx: a prompt chunk). */
+export function batchingStats(list: readonly { numTokens: number; ctx: boolean }[], numPaused: number): InflightBatchingStats {
+  const ctx = list.filter((s) => s.ctx), gen = list.filter((s) => !s.ctx);
+  const numGenTokens = gen.reduce((a, s) => a + s.numTokens, 0);
+  return {
+    numScheduledRequests: list.length, numContextRequests: ctx.length, numGenRequests: gen.length,
+    numPausedRequests: numPaused, numCtxTokens: ctx.reduce((a, s) => a + s.numTokens, 0),
+    numGenTokens, microBatchId: 0, avgNumDecodedTokensPerIter: gen.length > 0 ? numGenTokens / gen.length : 0,
+  };
 }

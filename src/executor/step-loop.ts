@@ -25,7 +25,7 @@ import { RequestGroup } from "./group.js";
 import type { DeltaMsg, FinalOutput } from "./messages.js";
 import { tokenLogprobs } from "./prompt-logprobs.js";
 import { Request } from "./request.js";
-import type { IterationStats, KvCacheIterStats } from "./stats.js";
+import { batchingStats, kvIterStats, type IterationStats, type KvCacheIterStats } from "./stats.js";
 
 export interface CoreLimits {
   maxBatchSize: number;
@@ -421,12 +421,7 @@ export class ExecutorCore {
   // ---- stats ----
 
   kvStats(): KvCacheIterStats {
-    const s = this.kv.stats();
-    return {
-      maxNumBlocks: s.numBlocks - 1, freeNumBlocks: s.numFreeBlocks, usedNumBlocks: s.numUsedBlocks,
-      tokensPerBlock: this.kv.tokensPerBlock, allocTotalBlocks: s.allocated, allocNewBlocks: s.allocated - this.lastAllocated,
-      reusedBlocks: s.reused, missedBlocks: s.missed, cacheHitRate: s.hitRate,
-    };
+    return kvIterStats(this.kv.stats(), this.kv.tokensPerBlock, this.lastAllocated);
   }
 
   get iterations(): number {
@@ -434,8 +429,6 @@ export class ExecutorCore {
   }
 
   private iterationStats(t0: number, sched: { out: SchedulerOutput; list: Scheduled[] }, completed: number): IterationStats {
-    const ctx = sched.list.filter((s) => s.ctx), gen = sched.list.filter((s) => !s.ctx);
-    const numGenTokens = gen.reduce((a, s) => a + s.numTokens, 0);
     const kvCacheStats = this.kvStats();
     this.lastAllocated = kvCacheStats.allocTotalBlocks;
     const { maxBatchSize, maxNumTokens } = this.limits;
@@ -444,11 +437,7 @@ export class ExecutorCore {
       numActiveRequests: this.running.length, numQueuedRequests: this.waiting.length + this.incoming.length,
       numCompletedRequests: completed, maxNumActiveRequests: maxBatchSize, maxBatchSizeStatic: maxBatchSize,
       maxNumTokensStatic: maxNumTokens, cpuMemUsage: getHeapStatistics().used_heap_size, kvCacheStats,
-      inflightBatchingStats: {
-        numScheduledRequests: sched.list.length, numContextRequests: ctx.length, numGenRequests: gen.length,
-        numPausedRequests: sched.out.pausedRequests.length, numCtxTokens: ctx.reduce((a, s) => a + s.numTokens, 0),
-        numGenTokens, microBatchId: 0, avgNumDecodedTokensPerIter: gen.length > 0 ? numGenTokens / gen.length : 0,
-      },
+      inflightBatchingStats: batchingStats(sched.list, sched.out.pausedRequests.length),
     };
   }
 }

@@ -4,6 +4,7 @@
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString, getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
+import { LogitsCallbackBridge } from "./callbacks.js";
 import type { Engine } from "./setup.js";
 import { createEngine, prepareSubmission } from "./setup.js";
 import { toWire, type FromWorker, type ToWorker, type WorkerData, type SubmitMsg } from "./messages.js";
@@ -21,6 +22,8 @@ let crashNext = false;
 const abortedEarly = new Set<number>();
 const preparing = new Set<number>();
 const iterations: IterationStats[] = [];
+/** runs logitsProcessor callbacks on the caller's thread (the step blocks until they answer) */
+const callbacks = new LogitsCallbackBridge((m) => post(m));
 
 function post(m: FromWorker): void {
   port.postMessage(m);
@@ -75,7 +78,7 @@ function handle(e: Engine, m: ToWorker): void {
 async function submit(e: Engine, m: SubmitMsg): Promise<void> {
   preparing.add(m.requestId);
   try {
-    const sub = await prepareSubmission(m, e.tokenizer, e.info.vocabSize, config.generationDefaults, e.guided);
+    const sub = await prepareSubmission(m, e.tokenizer, e.info.vocabSize, config.generationDefaults, e.guided, callbacks);
     if (dead) return;
     e.core.submit(sub);
     post({ type: "accepted", requestId: m.requestId, promptTokenIds: sub.promptTokenIds });
