@@ -1,7 +1,8 @@
 // Decode-step profile of a real GGUF through LlamaModel.forward (not a test; run by hand):
-//   node --import tsx test/kernels/bench-model-decode.ts <model.gguf> [steps=128] [--ops]
-// env TLLM_THREADS. Prints tok/s over `steps` single-token steps (f16 KV, context from 0) and, with
-// --ops, the wall time per backend op kind (each call timed: adds ~1 µs per call).
+//   node --import tsx test/kernels/bench-model-decode.ts <model.gguf> [steps=128] [--ops] [--batch B]
+// env TLLM_THREADS, TLLM_GRAPH=0 (op-by-op path). Prints tok/s over `steps` steps of B sequences
+// decoding one token each (f16 KV, contexts from 0) and, with --ops, the time per op kind (graph:
+// its own timers, wall and calling-thread CPU; op path: each backend call timed from JS).
 import { NativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
 import type { Backend } from "../../src/backends/backend.js";
 import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
@@ -11,6 +12,7 @@ import { loadAddon } from "../../src/backends/native/addon.js";
 const path = process.argv[2];
 if (!path) throw new Error("usage: bench-model-decode.ts <model.gguf> [steps] [--ops]");
 const steps = Number(process.argv[3] ?? 128), ops = process.argv.includes("--ops");
+const bi = process.argv.indexOf("--batch"), B = bi > 0 ? Number(process.argv[bi + 1]) : 1;
 if (process.env.TLLM_THREADS) setNativeThreads(Number(process.env.TLLM_THREADS));
 const nb = new NativeBackend();
 const times = new Map<string, { ms: number; n: number; cpu?: number }>();
@@ -33,11 +35,16 @@ const backend: Backend = ops && !graphOn ? new Proxy(nb, {
 const m = loadModel(path, backend);
 const c = m.config, tpb = 32;
 const kv = new SimpleKvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim,
-  numBlocks: Math.ceil(steps / tpb) + 1, tokensPerBlock: tpb, dtype: "f16" });
-kv.allocSeq(0, steps);
-const bt = kv.blockTable(0);
-const step = (p: number) => m.model.forward({ tokens: Int32Array.of((p * 7919) % c.vocabSize), positions: Int32Array.of(p),
-  slots: kv.slotsFor(0, p, 1), seqs: [{ qStart: 0, qLen: 1, kvLen: p + 1, blockTable: bt }], logitRows: Int32Array.of(0) }, kv.layers);
+  numBlocks: B * Math.ceil(steps / tpb) + 1, tokensPerBlock: tpb, dtype: "f16" });
+for (let b = 0; b < B; b++) kv.allocSeq(b, steps);
+const bts = Array.from({ length: B }, (_, b) => kv.blockTable(b));
+const slots = new Int32Array(B);
+const step = (p: number) => {
+  for (let b = 0; b < B; b++) slots[b] = kv.slotsFor(b, p, 1)[0]!;
+  return m.model.forward({ tokens: Int32Array.from({ length: B }, (_, b) => (p * 7919 + b * 31) % c.vocabSize),
+    positions: new Int32Array(B).fill(p), slots, seqs: bts.map((bt, b) => ({ qStart: b, qLen: 1, kvLen: p + 1, blockTable: bt })),
+    logitRows: Int32Array.from({ length: B }, (_, b) => b) }, kv.layers);
+};
 step(0);
 times.clear();
 if (ops && graphOn) loadAddon()!.graphProfile(true);
@@ -45,7 +52,7 @@ const t0 = performance.now(), c0 = process.cpuUsage();
 for (let p = 1; p < steps; p++) step(p);
 const ms = (performance.now() - t0) / (steps - 1), cu = process.cpuUsage(c0);
 console.log(nativeInfo(), `fused: ${m.model.fused}`);
-console.log(`${path}: ${ms.toFixed(3)} ms/step, ${(1000 / ms).toFixed(1)} tok/s; process cpu ${((cu.user + cu.system) / 1000 / (steps - 1)).toFixed(3)} ms/step`);
+console.log(`${path} batch ${B}: ${ms.toFixed(3)} ms/step, ${(1000 * B / ms).toFixed(1)} tok/s; process cpu ${((cu.user + cu.system) / 1000 / (steps - 1)).toFixed(3)} ms/step`);
 if (ops && graphOn) {
   for (const [k, [tms, n, cpu]] of Object.entries(loadAddon()!.graphProfile(false))) if (n > 0) times.set(k, { ms: tms, n, cpu });
 }

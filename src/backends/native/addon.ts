@@ -66,8 +66,9 @@ export interface TllmAddon {
 /** Opaque native graph (an External); kept alive by its JS owner. */
 export type GraphHandle = { readonly __tllmGraph: unique symbol };
 
-/** build/Release/tllm.node from the repo (or package) root; the same relative path from src/ and dist/. */
-export const ADDON_PATH = fileURLToPath(new URL("../../../build/Release/tllm.node", import.meta.url));
+/** build/Release/tllm.node from the repo (or package) root; the same relative path from src/ and dist/.
+ *  TLLM_ADDON=<path> loads another build instead (A/B benchmarks of two builds on one machine). */
+export const ADDON_PATH = process.env.TLLM_ADDON || fileURLToPath(new URL("../../../build/Release/tllm.node", import.meta.url));
 
 let cached: TllmAddon | null | undefined;
 let loadError: Error | null = null;
