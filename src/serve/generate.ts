@@ -80,6 +80,8 @@ export function makeJob(ctx: ServeContext, req: ApiRequest, id: string, arrival:
   // echo + logprobs: the prompt tokens' logprobs too (OpenAI completions)
   if (req.kind === "completion" && req.echo && req.logprobs !== null) params.promptLogprobs = req.logprobs;
   if (guide) params.guidedDecoding = guide;
+  // beam search (best_of = beam width, n beams returned): the beams reorder until the end, so no stream
+  if (req.stream && params.useBeamSearch === true) throw badRequest("use_beam_search", "beam search is not supported with stream=true");
   if (req.stream && (params.bestOf ?? 1) > (params.n ?? 1)) throw badRequest("best_of", "best_of > n is not supported with stream=true");
   try {
     const sp = createSamplingParams(params);

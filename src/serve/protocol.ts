@@ -15,12 +15,12 @@ export const SAMPLING_NAMES: Readonly<Record<string, keyof SamplingParamsInput>>
   skip_special_tokens: "skipSpecialTokens", spaces_between_special_tokens: "spacesBetweenSpecialTokens",
   truncate_prompt_tokens: "truncatePromptTokens", length_penalty: "lengthPenalty", early_stopping: "earlyStopping",
   n: "n", best_of: "bestOf", top_p_min: "topPMin", prompt_ignore_length: "promptIgnoreLength",
-  add_special_tokens: "addSpecialTokens",
+  add_special_tokens: "addSpecialTokens", use_beam_search: "useBeamSearch",
 };
 
 /** SamplingParams name -> API name (for error messages). */
 export const API_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
-  Object.entries(SAMPLING_NAMES).map(([api, sp]) => [sp, api]).concat([["embeddingBias", "logit_bias"], ["prompts", "prompt"]]),
+  Object.entries(SAMPLING_NAMES).map(([api, sp]) => [sp, api]).concat([["embeddingBias", "logit_bias"], ["prompts", "prompt"], ["guidedDecoding", "response_format"]]),
 );
 
 const COMMON = [...Object.keys(SAMPLING_NAMES), "model", "stream", "stream_options", "logit_bias", "user",
@@ -106,7 +106,6 @@ function samplingFrom(body: Record<string, unknown>): SamplingParamsInput {
   const stop = p["stop"];
   if (Array.isArray(stop) && stop.length > LIMITS.maxStops) throw badRequest("stop", `at most ${LIMITS.maxStops} strings`);
   if (body["logit_bias"] !== undefined && body["logit_bias"] !== null) p["embeddingBias"] = logitBias(body["logit_bias"]);
-  if (body["use_beam_search"] === true) throw new HttpError(501, "use_beam_search: beam search is not supported", "use_beam_search");
   if (body["detokenize"] === false) throw new HttpError(501, "detokenize=false is not supported by the server", "detokenize");
   return p as SamplingParamsInput;
 }

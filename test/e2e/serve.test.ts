@@ -252,6 +252,45 @@ describe("chat", () => {
   });
 });
 
+describe("beam search (use_beam_search, best_of = beam width)", () => {
+  test("completions: the n best beams over HTTP equal LLM.generate's, with cumulative logprobs in order", async () => {
+    const p = PROMPTS[7]!;
+    const local = await llm.generate(p, { useBeamSearch: true, bestOf: 4, n: 3, maxTokens: 6, ignoreEos: true, lengthPenalty: 1, logprobs: 0 });
+    const r = await post(server.url, "/v1/completions", { model: NAME, prompt: p, use_beam_search: true, best_of: 4, n: 3, max_tokens: 6, length_penalty: 1, early_stopping: true, logprobs: 0, ...extra });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.choices.length, 3);
+    for (const c of r.json.choices) {
+      const o = local.outputs[c.index]!;
+      assert.deepEqual(c.token_ids, o.tokenIds, `beam ${c.index}`);
+      assert.equal(c.text, o.text);
+      // each token's own logprob (logprobs: 0) sums to the beam's cumulative logprob (f64 sums of the same values: 1e-9)
+      const sum = (c.logprobs.token_logprobs as number[]).reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(sum - o.cumulativeLogprob!) <= 1e-9, `beam ${c.index}: ${sum} vs ${o.cumulativeLogprob}`);
+    }
+    assert.equal(new Set(r.json.choices.map((c: { token_ids: number[] }) => c.token_ids.join())).size, 3, "three different beams");
+    assert.equal(r.json.usage.completion_tokens, 18);
+  });
+
+  test("chat: a beam search reply equals LLM.generate's on the same templated prompt", async () => {
+    const messages = [{ role: "user", content: "Pick a word" }];
+    const ids = (await post(server.url, "/tokenize", { messages })).json.tokens as number[];
+    const local = await llm.generate(ids, { useBeamSearch: true, bestOf: 3, maxTokens: 5, ignoreEos: true });
+    const r = await client.chat.completions.create({ model: NAME, messages, max_tokens: 5, use_beam_search: true, best_of: 3, ...extra } as never) as OpenAI.ChatCompletion;
+    assert.equal(r.choices.length, 1);
+    assert.equal(r.choices[0]!.message.content, local.outputs[0]!.text);
+  });
+
+  test("stream=true and stop strings with beam search are 400s naming the field", async () => {
+    const base = { model: NAME, prompt: "hi", use_beam_search: true, best_of: 2, max_tokens: 4 };
+    const s = await post(server.url, "/v1/completions", { ...base, stream: true });
+    assert.deepEqual([s.status, s.json.error.param], [400, "use_beam_search"]);
+    const st = await post(server.url, "/v1/completions", { ...base, stop: ["x"] });
+    assert.deepEqual([st.status, st.json.error.param], [400, "stop"]);
+    const bad = await post(server.url, "/v1/completions", { ...base, use_beam_search: "yes" });
+    assert.deepEqual([bad.status, bad.json.error.param], [400, "use_beam_search"]);
+  });
+});
+
 describe("other endpoints", () => {
   test("/v1/models, /version, /health, /health_generate", async () => {
     const models = await client.models.list();
