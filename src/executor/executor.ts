@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads";
 import type { LogitsProcessorFn, SamplingParamsInput } from "../api/sampling-params.js";
 import { createSamplingParams } from "../api/sampling-params.js";
 import { TllmError, ValidationError } from "../errors.js";
+import { checkBeamParams } from "./beam-group.js";
 import { answerLogitsCall } from "./callbacks.js";
 import { checkExecutorConfig, type EngineInfo, type ExecutorConfig } from "./config.js";
 import { fromWire, type DeltaMsg, type FinalOutput, type FromWorker, type ToWorker, type WorkerData } from "./messages.js";
@@ -127,6 +128,7 @@ export class WorkerExecutor implements GenerationExecutor {
       checkPrompt(prompt);
       if (opts.cacheSalt !== undefined && typeof opts.cacheSalt !== "string") throw new ValidationError("cacheSalt", opts.cacheSalt, "must be a string");
       const resolved = createSamplingParams(params, this.config.generationDefaults); // fail fast on the caller's thread
+      checkBeamParams(resolved);
       const fns = resolved.logitsProcessors; // they stay here; the worker calls them (callbacks.ts)
       this.results.set(requestId, r);
       if (fns.length > 0) this.processors.set(requestId, fns);

@@ -191,4 +191,20 @@ describe("beam search through LLM.generate", () => {
       await tight.shutdown();
     }
   });
+
+  test("aborting a beam request ends it 'cancelled' with its best beams so far; no block leaks", async () => {
+    const ac = new AbortController();
+    // the abort is raised from the caller's thread while step 3 runs (logitsProcessor callback)
+    const out = await llm.generate(PROMPT, {
+      useBeamSearch: true, bestOf: 3, n: 2, maxTokens: 40, ignoreEos: true,
+      logitsProcessor: (_row, _ids, ctx) => { if (ctx.step === 3) ac.abort(); },
+    }, { signal: ac.signal });
+    assert.equal(out.outputs.length, 2);
+    for (const o of out.outputs) {
+      assert.equal(o.finishReason, "cancelled");
+      assert.ok(o.tokenIds.length >= 4 && o.tokenIds.length < 40, `cancelled after step 3 (${o.tokenIds.length} tokens)`);
+    }
+    assert.ok(out.outputs[0]!.cumulativeLogprob! >= out.outputs[1]!.cumulativeLogprob!, "best first");
+    assert.equal((await llm.snapshot()).kvCacheStats.usedNumBlocks, 0);
+  });
 });
