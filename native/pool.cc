@@ -1,9 +1,16 @@
-// Worker pool: a job generation counter; workers spin ~kSpinUs on it, then wait on a condvar.
+// Worker pool. A job is published as (generation, open) in one atomic word; workers spin ~kSpinUs
+// on it after their last job, then sleep on a condvar. A worker *joins* a job (counted in `active`)
+// only while it is open; the caller takes tasks too and, once every task is handed out, closes the
+// job and waits only for the workers that joined. So a worker that is asleep, still waking up, or
+// descheduled (2 vCPUs shared with other processes) never holds up an op: the caller simply runs
+// the tasks itself. Between the ops of one native step the gaps are sub-microsecond, so workers
+// stay hot across the whole step; while JavaScript runs between steps they go to sleep.
 #include "pool.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,55 +24,63 @@
 namespace tllm {
 namespace {
 
-// Between two ops of one decode step the gap is a few microseconds of JS; spinning this long
-// keeps workers hot across it, and a longer JS pause puts them to sleep.
 constexpr int kSpinUs = 50;
 
 struct Pool {
   std::vector<std::thread> workers;
   std::mutex mu;
   std::condition_variable cv;
-  std::atomic<unsigned> generation{0};
+  // generation << 1 | open
+  std::atomic<uint64_t> state{0};
   std::atomic<bool> stop{false};
   std::atomic<int> sleepers{0};
-  // current job
+  // current job (written by the caller before it publishes the open state)
   TaskFn fn = nullptr;
   void* ctx = nullptr;
   int ntasks = 0;
   std::atomic<int> next{0};
-  std::atomic<int> active{0};  // workers still inside the current job
+  std::atomic<int> active{0};  // workers inside the current job
+  std::atomic<bool> busy{false};
 
   void work(int thread) {
     for (;;) {
-      int t = next.fetch_add(1, std::memory_order_relaxed);
+      const int t = next.fetch_add(1, std::memory_order_relaxed);
       if (t >= ntasks) break;
       fn(ctx, t, thread);
     }
   }
 
-  void worker_main(int thread) {
-    unsigned seen = 0;
-    for (;;) {
-      unsigned g = generation.load(std::memory_order_acquire);
-      if (g == seen) {
-        auto t0 = std::chrono::steady_clock::now();
-        int i = 0;
-        while ((g = generation.load(std::memory_order_acquire)) == seen && !stop.load()) {
-          TLLM_PAUSE();
-          if (++i % 64 == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinUs)) {
-            std::unique_lock<std::mutex> lk(mu);
-            sleepers.fetch_add(1);
-            cv.wait(lk, [&] { return generation.load() != seen || stop.load(); });
-            sleepers.fetch_sub(1);
-            g = generation.load(std::memory_order_acquire);
-            break;
-          }
-        }
+  // waits for an open job newer than `seen`; returns its state, or 0 on stop
+  uint64_t wait_job(uint64_t seen) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0;; i++) {
+      const uint64_t s = state.load(std::memory_order_acquire);
+      if ((s & 1) && (s >> 1) != seen) return s;
+      if (stop.load(std::memory_order_relaxed)) return 0;
+      TLLM_PAUSE();
+      if (i % 64 == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(kSpinUs)) {
+        std::unique_lock<std::mutex> lk(mu);
+        sleepers.fetch_add(1);
+        cv.wait(lk, [&] {
+          const uint64_t x = state.load();
+          return ((x & 1) && (x >> 1) != seen) || stop.load();
+        });
+        sleepers.fetch_sub(1);
+        t0 = std::chrono::steady_clock::now();
       }
-      if (stop.load()) return;
-      seen = g;
-      work(thread);
-      active.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void worker_main(int thread) {
+    uint64_t seen = 0;
+    for (;;) {
+      const uint64_t s = wait_job(seen);
+      if (s == 0) return;
+      active.fetch_add(1, std::memory_order_seq_cst);
+      // joined only if the job is still the open one we saw (else the caller may not wait for us)
+      if (state.load(std::memory_order_seq_cst) == s) work(thread);
+      seen = s >> 1;
+      active.fetch_sub(1, std::memory_order_release);
     }
   }
 
@@ -84,8 +99,6 @@ struct Pool {
     workers.clear();
   }
 
-  std::atomic<bool> busy{false};
-
   void run(int n, TaskFn f, void* c) {
     if (n <= 0) return;
     // one job at a time: a second JS thread (worker_threads) calling in meanwhile runs serially
@@ -95,14 +108,15 @@ struct Pool {
     }
     fn = f; ctx = c; ntasks = n;
     next.store(0, std::memory_order_relaxed);
-    active.store((int)workers.size(), std::memory_order_relaxed);
+    const uint64_t g = (state.load(std::memory_order_relaxed) >> 1) + 1;
     {
-      std::lock_guard<std::mutex> lk(mu);
-      generation.fetch_add(1, std::memory_order_acq_rel);
+      std::lock_guard<std::mutex> lk(mu);  // pairs with the sleepers' predicate check
+      state.store(g << 1 | 1, std::memory_order_seq_cst);
     }
     if (sleepers.load() > 0) cv.notify_all();
     work(0);
-    // wait for the workers; on an oversubscribed machine a worker may be descheduled: yield then
+    state.store(g << 1, std::memory_order_seq_cst);  // closed: no more joiners
+    // wait for the workers that joined (they are running tasks, or about to leave)
     for (int i = 0; active.load(std::memory_order_acquire) != 0; i++) {
       if (i < 4096) TLLM_PAUSE();
       else std::this_thread::yield();

@@ -108,3 +108,27 @@ test("the addon loads in a worker thread alongside the main thread (the executor
   new NativeBackend().add(out, Float32Array.from([1]), Float32Array.from([2]), 1);
   assert.equal(out[0], 3);
 });
+
+test("pool: thousands of back-to-back parallel ops, with JS pauses between some (workers asleep, waking, or late), give the 1-thread bits", { skip: SKIP_REASON }, async () => {
+  // The caller closes each job once every task is handed out and waits only for workers that
+  // joined it: a late worker must neither be waited for nor run a task of the next job.
+  const nb = new NativeBackend();
+  const r = rng(SEED);
+  const w = randWeight(r, GgmlType.Q8_0, 512, 256);
+  const x = randArray(r, 256 * 3);
+  const want = new Float32Array(512 * 3), got = new Float32Array(512 * 3);
+  const threads = nativeInfo().threads;
+  setNativeThreads(1);
+  nb.matmul(want, x, 3, w);
+  setNativeThreads(Math.max(2, threads));
+  try {
+    for (let i = 0; i < 3000; i++) {
+      got.fill(NaN);
+      nb.matmul(got, x, 3, w);
+      assert.deepEqual(got, want, `seed=${SEED} op ${i}`);
+      if (i % 500 === 0) await new Promise((res) => setTimeout(res, 2));  // workers fall asleep
+    }
+  } finally {
+    setNativeThreads(threads);
+  }
+});
