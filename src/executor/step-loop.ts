@@ -2,6 +2,8 @@
 // short named pipeline, as in TensorRT-LLM's PyExecutor:
 //   fetchNewRequests -> schedule -> prepareResources -> forward -> sample -> updateRequests
 //   -> emitResponses -> freeFinished
+// (plus, after updateRequests, the beam steps of beam-search groups whose live beams all have their
+// rows; see beam-group.ts). Prompt-logprob rows are scored into their group while sampling.
 // Bookkeeping rules (see src/scheduler/scheduler.ts): `running` stays in admission order; admitted
 // requests move to running, paused ones back to waiting; after the forward each scheduled request's
 // numComputedTokens advances by its numTokens and its newly full blocks are cached for reuse;
@@ -34,7 +36,13 @@ export interface CoreLimits {
   maxNumTokens: number;
   enableChunkedPrefill: boolean;
   maxUtilization: boolean;
+  /** prompt-logprob rows per step and request (each is a [vocab] f32 logits row); a longer prompt
+   *  chunk is cut to this many tokens. Default: what fits 256 MiB, in whole KV blocks. */
+  maxPromptLogitRows?: number;
 }
+
+/** logits floats a prompt-logprobs chunk may produce in one step (256 MiB) */
+const PROMPT_LOGITS_BUDGET = 2 ** 26;
 
 /** A request ready for the loop: tokenized, its params resolved and checked against the vocabulary. */
 export interface Submission {
@@ -258,10 +266,19 @@ export class ExecutorCore {
       }
     }
     const list = [
-      ...out.contextRequests.map((s: ScheduledRequest) => ({ req: s.req as Request, numTokens: s.numTokens, ctx: true })),
+      ...out.contextRequests.map((s: ScheduledRequest) => ({ req: s.req as Request, numTokens: this.capPromptRows(s.req as Request, s.numTokens), ctx: true })),
       ...out.generationRequests.map((s: ScheduledRequest) => ({ req: s.req as Request, numTokens: s.numTokens, ctx: false })),
     ];
     return { out, list };
+  }
+
+  /** a prompt-logprobs chunk returns a logits row per token: keep it within maxPromptLogitRows (the
+   *  blocks the scheduler allocated for the rest stay; the next step schedules the remainder) */
+  private capPromptRows(req: Request, numTokens: number): number {
+    if (!req.skipPrefixCache) return numTokens;
+    const tpb = this.kv.tokensPerBlock;
+    const cap = this.limits.maxPromptLogitRows ?? Math.max(tpb, Math.floor(PROMPT_LOGITS_BUDGET / this.runner.vocabSize / tpb) * tpb);
+    return Math.min(numTokens, cap);
   }
 
   /** block tables and positions for the runner (blocks were allocated by the scheduler) */
@@ -283,10 +300,8 @@ export class ExecutorCore {
     const rows: number[] = [];
     step.rowSeq.forEach((i, row) => {
       const req = list[i]!.req;
-      if (step.rowPos[row] !== req.tokens.length - 1) {
-        this.scorePromptRow(req, logits.subarray(row * V, (row + 1) * V), step.rowPos[row]!, errors);
-      } else if (req.params.strategy === "beam") {
-        this.beamRow(req, logits.subarray(row * V, (row + 1) * V), beamsReady, errors);
+      if (step.rowPos[row] !== req.tokens.length - 1 || req.params.strategy === "beam") {
+        this.sideRow(req, logits.subarray(row * V, (row + 1) * V), step.rowPos[row]!, beamsReady, errors);
       } else {
         reqs.push(req);
         rows.push(row);
@@ -311,11 +326,20 @@ export class ExecutorCore {
     return out;
   }
 
-  /** a beam slot's row: processed log-probabilities kept until every live beam of its group has one */
-  private beamRow(req: Request, row: Float32Array, ready: Set<RequestGroup>, errors: StepOutput["errors"]): void {
-    const g = this.groups.get(req.requestId)!;
+  /**
+   * A row the Sampler does not take: a prompt row at `pos` scores prompt token pos + 1 (raw
+   * distribution, TRT-LLM's prompt_logprobs); a beam slot's last row becomes processed
+   * log-probabilities kept until every live beam of its group has one (then the group is `ready`).
+   */
+  private sideRow(req: Request, row: Float32Array, pos: number, ready: Set<RequestGroup>, errors: StepOutput["errors"]): void {
+    const g = this.groups.get(req.requestId);
+    const V = this.runner.vocabSize;
     try {
-      if (g.beam!.setRow(req, this.beamRows.logprobs(row, req.row, this.runner.vocabSize, req.extraEos))) ready.add(g);
+      if (pos !== req.tokens.length - 1) {
+        if (g?.promptLogprobs && pos + 1 < req.promptLen) {
+          g.promptLogprobs[pos + 1] = tokenLogprobs(row, V, req.tokens[pos + 1]!, req.params.promptLogprobs ?? 0, this.lpScratch);
+        }
+      } else if (g?.beam?.setRow(req, this.beamRows.logprobs(row, req.row, V, req.extraEos))) ready.add(g);
     } catch (error) {
       errors.push({ requestId: req.requestId, error });
     }
@@ -335,17 +359,6 @@ export class ExecutorCore {
       } catch (error) {
         errors.push({ requestId: g.requestId, error });
       }
-    }
-  }
-
-  /** logprobs of prompt token pos + 1 from the row at pos (raw distribution, TRT-LLM's prompt_logprobs) */
-  private scorePromptRow(req: Request, row: Float32Array, pos: number, errors: StepOutput["errors"]): void {
-    const g = this.groups.get(req.requestId);
-    if (!g?.promptLogprobs || pos + 1 >= req.promptLen) return;
-    try {
-      g.promptLogprobs[pos + 1] = tokenLogprobs(row, this.runner.vocabSize, req.tokens[pos + 1]!, req.params.promptLogprobs ?? 0, this.lpScratch);
-    } catch (error) {
-      errors.push({ requestId: req.requestId, error });
     }
   }
 
