@@ -56,6 +56,26 @@ test("matmul: native = reference bit for bit (F32, F16, Q4_0, Q8_0, Q4_K, Q6_K)"
   }
 });
 
+// Q4_0 repack (rows % 8 == 0) switches kernels at m = 6 | 7 (GEMV | GEMM), tiles K by 64 blocks
+// (cols = 2080: 65 blocks, one past a tile and 1 past a multiple of 8) and activations by 64 rows
+test("matmul Q4_0 repack: GEMV/GEMM boundary, K tiles, activation chunks bit for bit", { skip: SKIP_REASON }, () => {
+  const nb = new NativeBackend();
+  const r = rng(SEED + 3);
+  for (const [rows, cols] of [[16, 2080], [24, 96]] as const) {
+    const w = randWeight(r, GgmlType.Q4_0, rows, cols, 2);
+    for (const m of [1, 4, 6, 7, 70]) {
+      const x = randArray(r, m * cols);
+      const want = new Float32Array(m * rows);
+      ref.matmul(want, x, m, w);
+      for (const path of paths()) withPath(path, () => {
+        const got = new Float32Array(m * rows).fill(NaN);
+        nb.matmul(got, x, m, w);
+        same(got, want, `${path} Q4_0 rows=${rows} cols=${cols} m=${m}`);
+      });
+    }
+  }
+});
+
 test("rmsNorm and siluMul: native = reference bit for bit", { skip: SKIP_REASON }, () => {
   const nb = new NativeBackend();
   const r = rng(SEED + 1);
