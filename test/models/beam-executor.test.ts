@@ -169,19 +169,20 @@ describe("beam search through LLM.generate", () => {
     assert.equal(snap.kvCacheStats.usedNumBlocks, 0);
   });
 
-  test("under MAX_UTILIZATION with a tight pool beams are preempted and recomputed, same beams as alone", async () => {
+  test("MAX_UTILIZATION, tight pool, maxBatchSize 4: beams preempted, recomputed and split over steps, same beams as alone", async () => {
     const params = { useBeamSearch: true, bestOf: 3, n: 3, maxTokens: 8, ignoreEos: true };
     const prompts = [PROMPT, [1, 4, 4, 3, 5], [1, 5, 3, 3, 4, 5, 4]];
     const alone: RequestOutput[] = [];
     for (const p of prompts) alone.push(await llm.generate(p, params));
     const tight = await LLM.create({
-      model, backend: "reference", kvCacheConfig: { tokensPerBlock: 4, maxTokens: 40, enableBlockReuse: false },
+      model, backend: "reference", kvCacheConfig: { tokensPerBlock: 4, maxTokens: 40, enableBlockReuse: false }, maxBatchSize: 4,
       schedulerConfig: { capacitySchedulerPolicy: "MAX_UTILIZATION" },
     });
     try {
       const outs = await tight.generate(prompts, params);
       const stats = await tight.getStats();
       assert.ok(stats.some((s) => s.inflightBatchingStats.numPausedRequests > 0), "some beam was preempted");
+      assert.ok(stats.some((s) => s.numActiveRequests > 4), "more live beams than maxBatchSize: a group's beams were split over steps");
       outs.forEach((o, i) => {
         assert.deepEqual(o.outputs.map((c) => c.tokenIds), alone[i]!.outputs.map((c) => c.tokenIds), `prompt ${i}`);
         o.outputs.forEach((c, j) => assert.ok(Math.abs(c.cumulativeLogprob! - alone[i]!.outputs[j]!.cumulativeLogprob!) <= TOL));
