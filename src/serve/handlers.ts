@@ -49,7 +49,7 @@ function sendJson(res: ServerResponse, body: unknown): void {
   res.end(s);
 }
 
-/** Runs `job`, streaming through `chunk(i, ev)` when given; always logs and records metrics. */
+/** Runs `job`, streaming through `onEvent(prompt index, ev)` when given; always logs and records metrics. */
 async function execute(ctx: ServeContext, job: Job, signal: AbortSignal, onEvent?: (i: number, ev: StreamEvent) => void): Promise<RequestOutput[]> {
   const timing: JobTiming = { firstToken: null, started: 0 };
   const outs = await runJob(ctx, job, signal, onEvent, timing);
