@@ -1,13 +1,16 @@
 // Sampling + grammar-mask cost per decode step, as a fraction of the forward step's time.
-//   npm run bench:sampling [-- --batch 64 --steps 8 --ctx 128]
+//   npm run bench:sampling [-- --batch 64 --steps 8 --ctx 128 --grammar 1]   (--grammar 0: skip the masks)
 // Forward: a TinyLlama-shaped random Q4_0 model (hidden 2048, 22 layers, 32 heads, 4 KV heads, ffn
 // 5632, vocab 32000; written once by ensureFixture into .cache/bench), one batch-B decode step at
 // context `ctx` on the native backend through loadModel (f16 KV; KV contents do not change the
 // time). Sampling: the Sampler over [B, 151936] model-like logits (Qwen2's vocabulary, from
 // test/fixtures/vocab/ggml-vocab-qwen2.gguf), without a grammar and with XGrammar masks (JSON
 // schema, json_object, regex), where a step is computeBitmasksSync + Sampler.sample + accept for the
-// whole batch. Times are medians over `steps` steps after one warm-up; "% fwd" = ms / forward ms.
-// Targets: <= 5% without a grammar, <= 15% with one.
+// whole batch. Without a grammar the rows cover greedy, temperature, top_k, top_p (a narrow and a
+// wide nucleus), min_p, top_k + top_p, the three penalties and logprobs (raw log-softmax, rank and
+// top-5: one more pass over the raw logits). Times are medians over `steps` steps after one
+// warm-up; "% fwd" = ms / forward ms. Targets: <= 5% without a grammar, <= 15% with one.
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GgmlType } from "../src/backends/dtypes.js";
@@ -28,7 +31,7 @@ const arg = (k: string, d: number): number => {
   const i = process.argv.indexOf(`--${k}`);
   return i >= 0 ? Number(process.argv[i + 1]) : d;
 };
-const B = arg("batch", 64), STEPS = arg("steps", 8), CTX = arg("ctx", 128), TPB = 16;
+const B = arg("batch", 64), STEPS = arg("steps", 8), CTX = arg("ctx", 128), GRAMMAR = arg("grammar", 1) !== 0, TPB = 16;
 
 const TINYLLAMA: RandomModelSpec = {
   arch: "llama", vocab: join(REPO, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 2048, layers: 22, heads: 32,
@@ -137,6 +140,21 @@ const SCHEMA = { type: "object", properties: {
   address: { type: "object", properties: { city: { type: "string" }, zip: { type: "string" } }, required: ["city"] } },
   required: ["name", "age"] };
 
+/** The grammar rows: JSON schema (top_p; top_k + top_p), json_object, regex. */
+async function guidedRows(tok: Tokenizer, vocab: number, logits: Float32Array): Promise<Row[]> {
+  const out: Row[] = [];
+  const t0 = performance.now();
+  const compiler = await GuidedCompiler.create(tok, vocab);
+  await compiler.compile({ json: SCHEMA });
+  console.error(`tokenizer info + compiler + first schema: ${(performance.now() - t0).toFixed(0)} ms`);
+  out.push(await guidedMs("grammar: JSON schema (+ top_p 0.95)", { json: SCHEMA }, compiler, logits, vocab));
+  out.push(await guidedMs("grammar: JSON schema (+ top_k 50, top_p)", { json: SCHEMA }, compiler, logits, vocab, { temperature: 1, topK: 50, topP: 0.9 }));
+  out.push(await guidedMs("grammar: json_object (+ top_p 0.95)", { jsonObject: true }, compiler, logits, vocab));
+  out.push(await guidedMs("grammar: regex (+ top_p 0.95)", { regex: "[a-z]{1,12}(-[0-9]{1,4}){0,3}" }, compiler, logits, vocab));
+  compiler.dispose();
+  return out;
+}
+
 async function main(): Promise<void> {
   if (!isNativeAvailable()) throw new Error("the native addon is not built (npm run build:native or node-gyp rebuild)");
   console.error(JSON.stringify(nativeInfo()));
@@ -148,20 +166,19 @@ async function main(): Promise<void> {
   fillLogits(logits, vocab, 2024);
   const rows: Row[] = [
     samplingMs("greedy", { temperature: 0 }, logits, vocab),
+    samplingMs("temperature 0.8", { temperature: 0.8 }, logits, vocab),
+    samplingMs("top_k 50", { temperature: 1, topK: 50 }, logits, vocab),
     samplingMs("temperature 0.8, top_p 0.95", { temperature: 0.8, topP: 0.95 }, logits, vocab),
+    samplingMs("top_p 0.9 (temperature 1.5)", { temperature: 1.5, topP: 0.9 }, logits, vocab),
+    samplingMs("min_p 0.05", { temperature: 1, minP: 0.05 }, logits, vocab),
     samplingMs("top_k 50, top_p 0.9", { temperature: 1, topK: 50, topP: 0.9 }, logits, vocab),
-    samplingMs("top_p 0.9 + repetition/presence", { temperature: 1, topP: 0.9, repetitionPenalty: 1.1, presencePenalty: 0.5 }, logits, vocab),
+    samplingMs("top_p 0.9 + rep./presence/frequency", { temperature: 1, topP: 0.9, repetitionPenalty: 1.1, presencePenalty: 0.5, frequencyPenalty: 0.2 }, logits, vocab),
+    samplingMs("greedy + 5 logprobs", { temperature: 0, logprobs: 5 }, logits, vocab),
+    samplingMs("top_p 0.95 + 5 logprobs", { temperature: 0.8, topP: 0.95, logprobs: 5 }, logits, vocab),
   ];
-  const t0 = performance.now();
-  const compiler = await GuidedCompiler.create(tok, vocab);
-  await compiler.compile({ json: SCHEMA });
-  console.error(`tokenizer info + compiler + first schema: ${(performance.now() - t0).toFixed(0)} ms`);
-  rows.push(await guidedMs("grammar: JSON schema (+ top_p 0.95)", { json: SCHEMA }, compiler, logits, vocab));
-  rows.push(await guidedMs("grammar: JSON schema (+ top_k 50, top_p)", { json: SCHEMA }, compiler, logits, vocab, { temperature: 1, topK: 50, topP: 0.9 }));
-  rows.push(await guidedMs("grammar: json_object (+ top_p 0.95)", { jsonObject: true }, compiler, logits, vocab));
-  rows.push(await guidedMs("grammar: regex (+ top_p 0.95)", { regex: "[a-z]{1,12}(-[0-9]{1,4}){0,3}" }, compiler, logits, vocab));
-  compiler.dispose();
+  if (GRAMMAR) rows.push(...(await guidedRows(tok, vocab, logits)));
   console.log(`\nbatch ${B}, sampling vocab ${vocab} (qwen2), forward: TinyLlama-shaped Q4_0 decode step at ctx ${CTX} = ${fwd.toFixed(1)} ms`);
+  console.log(`${new Date().toISOString()}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} on ${cpus().length} cores`);
   console.log(`${"step (whole batch)".padEnd(40)} ${"ms/step".padStart(9)} ${"% fwd".padStart(7)}  ${"target".padEnd(10)} ${"masks ms".padStart(9)} ${"% fwd".padStart(7)}`);
   for (const r of rows) {
     const target = r.name.startsWith("grammar") ? 15 : 5;

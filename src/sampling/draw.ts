@@ -3,12 +3,13 @@
 // written back to the row. Nothing vocab-sized is allocated per call: DrawScratch is reused.
 //
 // Cost per row (V = vocab): top_k: one compare-mostly pass (heap select) + k exps. Without top_k:
-// one max pass, one pass computing w_i (table-driven exp, select.ts) for the tokens min_p keeps,
-// then either a draw pass (no top_p; it stops at the drawn token) or, for top_p, a compare-
-// prefiltered gather of the few tokens at or above the histogram's cut bin.
+// one max pass and one pass computing w_i (table-driven exp, select.ts) for the tokens min_p keeps,
+// which also records per-block sums (no top_p: the draw rescans a single 2048-id block) or lists
+// the tokens near the top (top_p: the nucleus is resolved within that list, see drawNucleus).
 // The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
 import {
-  argmax, gatherBins, rowMax, scanWeights, selectTopK, sumWeights, WEIGHT_BINS, weightHistogram, weightOf,
+  argmax, gatherBand, gatheredCount, listHistogram, rowMax, scanWeightBlocks, selectTopK, splitByBin, sumWeightBlocks, sumWeightsGather,
+  WEIGHT_BINS, WEIGHT_BLOCK, weightOf,
 } from "./select.js";
 
 export interface Filters {
@@ -22,6 +23,8 @@ export interface Filters {
 
 /** Cut bins with at most this many tokens are insertion-sorted; larger ones go through a packed sort. */
 const SMALL_SORT = 32;
+/** Width of the first top-p list beyond ln(topP / (1 - topP)), in nats of weight (see drawNucleus). */
+const LIST_NATS = 6;
 /** Packed sort keys hold the token id in their low 21 bits (vocabularies up to 2 097 152). */
 const ID_RANGE = 2 ** 21;
 
@@ -30,6 +33,8 @@ export class DrawScratch {
   idx = new Int32Array(0);
   val = new Float32Array(0);
   w = new Float64Array(0);
+  /** per-block weight sums (select.ts sumWeightBlocks) */
+  blocks = new Float64Array(0);
   /** cut-bin candidates of the nucleus: ids, logits (and their bits), packed sort keys */
   cid = new Int32Array(0);
   cx = new Float32Array(0);
@@ -37,7 +42,7 @@ export class DrawScratch {
   ckey = new Float64Array(0);
   numKeep = 0;
   numCand = 0;
-  /** top-p histogram (select.ts weightHistogram): 64 bins per octave of weight, bin 0 the heaviest */
+  /** top-p histogram (select.ts listHistogram): 64 bins per octave of weight, bin 0 the heaviest */
   bins = new Float64Array(WEIGHT_BINS);
   ensureK(k: number): void {
     if (this.idx.length < k) this.idx = new Int32Array(k);
@@ -45,6 +50,7 @@ export class DrawScratch {
   }
   ensureVocab(vocab: number): void {
     if (this.w.length < vocab) this.w = new Float64Array(vocab);
+    if (this.blocks.length < Math.ceil(vocab / WEIGHT_BLOCK)) this.blocks = new Float64Array(Math.ceil(vocab / WEIGHT_BLOCK));
     if (this.idx.length < vocab) this.idx = new Int32Array(vocab);
     if (this.cid.length < vocab) {
       this.cid = new Int32Array(vocab);
@@ -97,33 +103,61 @@ export function drawFull(row: Float32Array, vocab: number, f: Filters, u: number
   if (xmax === Infinity) return argmax(row, vocab); // w would be NaN: the first +inf token
   // kept: x >= floor (min_p). The clamp keeps -Infinity (banned) out when min_p is off; NaN fails too.
   const floor = Math.max(xmax + f.logMinP, -Number.MAX_VALUE);
+  s.ensureVocab(vocab);
   if (f.topP < 1) return drawNucleus(row, vocab, f, u, xmax, floor, s);
-  const sum = sumWeights(row, vocab, xmax, floor, f.invT);
-  const token = scanWeights(row, vocab, xmax, floor, f.invT, u * sum);
+  const sum = sumWeightBlocks(row, vocab, xmax, floor, f.invT, s.blocks);
+  const token = scanWeightBlocks(row, vocab, xmax, floor, f.invT, s.blocks, u * sum);
   return token >= 0 ? token : argmax(row, vocab);
 }
 
 /**
  * Exact top-p without sorting the vocabulary. The nucleus is the shortest prefix of the kept tokens
- * ordered by (logit desc, id asc) — i.e. by probability — whose mass reaches topP · Σw. Bins are
- * ordered by weight, so with b the first bin at which the mass of bins 0..b reaches topP · Σw, the
- * nucleus is every token of bins 0..b-1 plus the shortest sorted prefix of bin b that reaches it.
- * Pass 1 fills the histogram; pass 2 gathers bins 0..b (a compare on x skips the rest); only bin
- * b is sorted (its tokens' weights are within a factor 2^(1/64) of each other). The draw scans bins < b in id order, then that prefix in sorted order.
+ * ordered by (logit desc, id asc) — i.e. by probability — whose mass reaches target = topP · Σw.
+ *  1. One pass sums w over the vocabulary and lists the tokens whose weight is within e^-Y of the
+ *     max (x >= x1, Y = ln(topP / (1 - topP)) + LIST_NATS): for a peaked row a handful of tokens.
+ *     If the listed mass reaches target, the nucleus lies within the list, which is exactly the
+ *     tokens above a logit threshold. Otherwise compare-only passes append the next band of logits
+ *     (each twice as wide, in nats of weight) until it does; the last band reaches floor, so the
+ *     list then holds every kept token.
+ *  2. A histogram of the listed weights (64 bins per octave, ordered by weight) gives b, the first
+ *     bin at which the mass of bins 0..b reaches target: the nucleus is bins 0..b-1 plus the
+ *     shortest prefix of bin b, sorted, that reaches it. Only bin b is sorted (its weights lie
+ *     within a factor 2^(1/64) of each other).
+ * The draw scans bins < b in list order, then that prefix in sorted order.
  */
 function drawNucleus(
   row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, s: DrawScratch,
 ): number {
-  s.ensureVocab(vocab);
-  const bins = s.bins;
-  const sum = weightHistogram(row, vocab, xmax, floor, f.invT, bins);
+  const invT = f.invT;
+  let nats = Math.log(f.topP / (1 - f.topP)) + LIST_NATS;
+  let xhi = Math.max(floor, xmax - nats / invT);
+  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, xhi, s.idx, s.w);
   const target = f.topP * sum;
+  let n = gatheredCount();
+  let mass = listedMass(s.w, 0, n, 0);
+  while (mass < target && xhi > floor) {
+    nats *= 2;
+    const xlo = Math.max(floor, xmax - nats / invT);
+    const m = gatherBand(row, vocab, xmax, floor, invT, xlo, xhi, s.idx, s.w, n);
+    mass = listedMass(s.w, n, m, mass);
+    n = m;
+    xhi = xlo;
+  }
+  s.numKeep = n;
+  const bins = s.bins;
+  listHistogram(row, xmax, invT, s, bins);
   let b = 0;
   let before = 0; // mass of bins 0..b-1 (histogram order; only used to find b)
   while (b < WEIGHT_BINS - 1 && before + bins[b] < target) before += bins[b++];
-  gatherBins(row, vocab, xmax, floor, f.invT, b, s);
+  splitByBin(row, xmax, invT, b, s);
   sortCandidates(row, vocab, s);
-  return drawKept(target, u, xmax, f.invT, s);
+  return drawKept(target, u, xmax, invT, s);
+}
+
+/** mass + Σ w[from..to) */
+function listedMass(w: Float64Array, from: number, to: number, mass: number): number {
+  for (let j = from; j < to; j++) mass += w[j];
+  return mass;
 }
 
 /**

@@ -46,103 +46,176 @@ export function weightOf(x: number, xmax: number, invT: number): number {
 
 // ---- whole-vocabulary weight passes (kept tokens: x >= floor, a finite number) ----
 
-/** Σ w over the kept tokens, in id order. */
-export function sumWeights(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number): number {
-  let sum = 0;
-  for (let i = 0; i < vocab; i++) {
-    const x = row[i];
-    if (x >= floor) sum += expNonPos((x - xmax) * invT);
+/** Token ids per block of sumWeightBlocks: the draw rescans one block, not the vocabulary. */
+export const WEIGHT_BLOCK = 2048;
+
+/**
+ * Σw over the kept tokens in id order, as the running sum of per-block sums (block j = ids
+ * [j·WEIGHT_BLOCK, (j+1)·WEIGHT_BLOCK), its sum into blockSums[j], which holds ceil(vocab/block)).
+ */
+export function sumWeightBlocks(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array,
+): number {
+  let total = 0;
+  for (let j = 0, start = 0; start < vocab; j++, start += WEIGHT_BLOCK) {
+    const end = Math.min(vocab, start + WEIGHT_BLOCK);
+    let sum = 0;
+    for (let i = start; i < end; i++) {
+      const x = row[i];
+      if (x >= floor) sum += expNonPos((x - xmax) * invT);
+    }
+    blockSums[j] = sum;
+    total += sum;
   }
-  return sum;
+  return total;
 }
 
 /**
- * The first kept token (id order) at which the cumulative weight exceeds t, or -1: the same weights
- * summed in the same order as sumWeights, so t = u · Σw < Σw is always reached (else the last
- * positive-weight token).
+ * The first kept token (id order) at which the cumulative weight exceeds t (0 <= t < Σw), with the
+ * block sums of sumWeightBlocks: the running sum over blocks finds the block, which alone is
+ * rescanned. If rounding leaves that block's own running sum short of t, its last positive-weight
+ * token is returned; -1 only when no block reaches t (t >= Σw).
  */
-export function scanWeights(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, t: number): number {
-  let acc = 0;
-  let last = -1;
-  for (let i = 0; i < vocab; i++) {
-    const x = row[i];
-    if (!(x >= floor)) continue;
-    const w = expNonPos((x - xmax) * invT);
-    if (w > 0) last = i;
-    acc += w;
-    if (acc > t) return i;
-  }
-  return last;
-}
-
-/** Bins of weightHistogram: bin = -expIndex(y), 64 per octave; the last also takes all below 2^-64. */
-export const WEIGHT_BINS = 64 * 64;
-
-function binOf(k: number): number {
-  const b = 0 - k; // not -k: -0 is not an array index
-  return b < WEIGHT_BINS - 1 ? b : WEIGHT_BINS - 1;
-}
-
-/** Σw over the kept tokens, and the weight of each bin into `bins` [WEIGHT_BINS] (reset here). */
-export function weightHistogram(
-  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, bins: Float64Array,
+export function scanWeightBlocks(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array, t: number,
 ): number {
-  bins.fill(0);
-  let sum = 0;
-  for (let i = 0; i < vocab; i++) {
-    const x = row[i];
-    if (!(x >= floor)) continue;
-    const y = (x - xmax) * invT;
-    if (!(y >= EXP_MIN_ARG)) continue;
-    const k = expIndex(y);
-    const w = expAt(y, k);
-    sum += w;
-    bins[binOf(k)] += w;
+  let acc = 0;
+  for (let j = 0, start = 0; start < vocab; j++, start += WEIGHT_BLOCK) {
+    if (!(acc + blockSums[j] > t)) {
+      acc += blockSums[j];
+      continue;
+    }
+    const end = Math.min(vocab, start + WEIGHT_BLOCK);
+    let last = -1;
+    for (let i = start; i < end; i++) {
+      const x = row[i];
+      if (!(x >= floor)) continue;
+      const w = expNonPos((x - xmax) * invT);
+      if (w > 0) last = i;
+      acc += w;
+      if (acc > t) return i;
+    }
+    return last;
   }
-  return sum;
+  return -1;
 }
 
-/** Output of gatherBins: kept ids/weights of bins < b, and the ids/logits of bin b, each in id order. */
-export interface BinGather {
+/** A list of tokens with their weights (id order unless stated); arrays hold vocab entries. */
+export interface WeightList {
   idx: Int32Array;
   w: Float64Array;
+  numKeep: number;
+  /** tokens of the cut bin (splitByBin): ids and logits */
   cid: Int32Array;
   cx: Float32Array;
-  numKeep: number;
   numCand: number;
 }
 
+/** Count of the list written by the last sumWeightsGather (see there why not a field). */
+let gathered = 0;
+
 /**
- * Tokens of bins < b into g.idx/g.w, tokens of bin b into g.cid/g.cx (id order; arrays hold vocab
- * entries). x >= xlo is a superset of "bin <= b" (half a bin of slack), so the exact bin is computed
- * only for the few tokens near the top and the pass is compare-only for the rest.
+ * Σw over the kept tokens (id order); tokens with x >= xlist also go, with their weight, into
+ * idx/w (vocab entries; the count is then gatheredCount()). Rarely taken branch: see primeFeedback.
  */
-export function gatherBins(
-  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, b: number, g: BinGather,
-): void {
-  // bin <= b  <=>  round((x - xmax)·invT·64/ln2) >= -b  =>  (x - xmax)·invT >= -(b + 0.5)·ln2/64
-  const xlo = b === WEIGHT_BINS - 1 ? floor : Math.max(floor, xmax - ((b + 1) * Math.LN2) / (64 * invT));
-  const { idx, w, cid, cx } = g;
-  let nKeep = 0;
-  let nCand = 0;
+export function sumWeightsGather(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
+  idx: Int32Array, w: Float64Array,
+): number {
+  let n = 0;
+  let sum = 0;
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
-    if (!(x >= xlo)) continue;
-    const y = (x - xmax) * invT;
-    if (!(y >= EXP_MIN_ARG)) continue;
-    const k = expIndex(y);
-    const bin = binOf(k);
-    if (bin < b) {
-      idx[nKeep] = i;
-      w[nKeep++] = expAt(y, k);
-    } else if (bin === b) {
-      cid[nCand] = i;
-      cx[nCand++] = x;
+    if (!(x >= floor)) continue;
+    const wi = expNonPos((x - xmax) * invT);
+    sum += wi;
+    if (x >= xlist) {
+      idx[n] = i;
+      w[n++] = wi;
     }
   }
-  g.numKeep = nKeep;
-  g.numCand = nCand;
+  gathered = n;
+  return sum;
 }
+
+/**
+ * Appends to idx/w, from position n, the tokens with max(floor, xlo) <= x < xhi and their weights
+ * (id order); returns the new count. A compare-only pass except for the appended tokens.
+ */
+export function gatherBand(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlo: number, xhi: number,
+  idx: Int32Array, w: Float64Array, n: number,
+): number {
+  const lo = Math.max(floor, xlo);
+  for (let i = 0; i < vocab; i++) {
+    const x = row[i];
+    if (!(x >= lo && x < xhi)) continue;
+    idx[n] = i;
+    w[n++] = expNonPos((x - xmax) * invT);
+  }
+  return n;
+}
+
+/** The list length of the last sumWeightsGather call. */
+export function gatheredCount(): number {
+  return gathered;
+}
+
+/** Bins of listHistogram: bin = -expIndex(y), 64 per octave of weight; the last also takes all below 2^-64. */
+export const WEIGHT_BINS = 64 * 64;
+
+function binOf(y: number): number {
+  const b = 0 - expIndex(y); // not -k: -0 is not an array index
+  return b < WEIGHT_BINS - 1 ? b : WEIGHT_BINS - 1;
+}
+
+/** Weight of each bin over the listed tokens into `bins` [WEIGHT_BINS] (reset here). */
+export function listHistogram(row: Float32Array, xmax: number, invT: number, l: WeightList, bins: Float64Array): void {
+  bins.fill(0);
+  for (let j = 0; j < l.numKeep; j++) {
+    const y = (row[l.idx[j]] - xmax) * invT;
+    if (y >= EXP_MIN_ARG) bins[binOf(y)] += l.w[j];
+  }
+}
+
+/**
+ * Splits the list in place: tokens of bins < b stay in l.idx/l.w (order kept), tokens of bin b go to
+ * l.cid/l.cx (order kept), the rest are dropped.
+ */
+export function splitByBin(row: Float32Array, xmax: number, invT: number, b: number, l: WeightList): void {
+  splitLoop(row, xmax, invT, b, l);
+  l.numKeep = splitKeep;
+  l.numCand = splitCand;
+}
+
+let splitKeep = 0;
+let splitCand = 0;
+
+function splitLoop(row: Float32Array, xmax: number, invT: number, b: number, l: WeightList): number {
+  let nKeep = 0;
+  let nCand = 0;
+  for (let j = 0; j < l.numKeep; j++) {
+    const t = l.idx[j];
+    const y = (row[t] - xmax) * invT;
+    if (!(y >= EXP_MIN_ARG)) continue;
+    const bin = binOf(y);
+    if (bin < b) {
+      l.idx[nKeep] = t;
+      l.w[nKeep++] = l.w[j];
+    } else if (bin === b) {
+      l.cid[nCand] = t;
+      l.cx[nCand++] = row[t];
+    }
+  }
+  splitKeep = nKeep;
+  splitCand = nCand;
+  return 0;
+}
+
+// Results of the last lseScan (module variables: see sumWeightsGather for why not fields).
+let scanMax = 0;
+let scanSum = 0;
+let scanAbove = 0;
 
 /**
  * log Σ exp(row[i]) in one pass (running max: the sum is rescaled when a larger value appears), and
@@ -150,12 +223,18 @@ export function gatherBins(
  * row without a finite entry gives -Infinity. Writes out.lse and out.rank.
  */
 export function logSumExpRank(row: Float32Array, vocab: number, x0: number, out: { lse: number; rank: number }): void {
-  let m = -Infinity;
+  lseScan(row, vocab, x0);
+  out.lse = scanMax === -Infinity ? -Infinity : scanMax + Math.log(scanSum);
+  out.rank = 1 + scanAbove;
+}
+
+function lseScan(row: Float32Array, vocab: number, x0: number): number {
+  let m = Number.NEGATIVE_INFINITY;
   let sum = 0;
   let above = 0;
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
-    if (x > x0) above++;
+    above += x > x0 ? 1 : 0;
     if (x > m) {
       sum = sum * expNonPos(m - x) + 1;
       m = x;
@@ -163,8 +242,10 @@ export function logSumExpRank(row: Float32Array, vocab: number, x0: number, out:
       sum += expNonPos(x - m);
     }
   }
-  out.lse = m === -Infinity ? -Infinity : m + Math.log(sum);
-  out.rank = 1 + above;
+  scanMax = m;
+  scanSum = sum;
+  scanAbove = above;
+  return 0;
 }
 
 /** Index of the largest value (ties: lowest id). A row of all -Infinity/NaN returns 0. */
@@ -197,6 +278,13 @@ export function rowMax(row: Float32Array, vocab: number): number {
 export function selectTopK(
   row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array,
 ): number {
+  const size = heapSelect(row, vocab, k, outIdx, outVal);
+  sortDesc(outIdx, outVal, size);
+  return size;
+}
+
+/** The selection loop of selectTopK (nothing after the loop but a return: see sumWeightsGather). */
+function heapSelect(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number {
   let size = 0;
   let thr = -Infinity; // a candidate must beat this: -Infinity until the heap is full, then its root
   for (let i = 0; i < vocab; i++) {
@@ -213,7 +301,6 @@ export function selectTopK(
       thr = outVal[0];
     }
   }
-  sortDesc(outIdx, outVal, size);
   return size;
 }
 
@@ -283,3 +370,34 @@ function sortDesc(idx: Int32Array, val: Float32Array, n: number): void {
 export function sortIdsByWeight(ids: Int32Array, n: number, weights: Float32Array): void {
   ids.subarray(0, n).sort((a, b) => weights[b] - weights[a] || a - b);
 }
+
+/**
+ * V8 compiles a long loop on-stack (OSR) while its first call is still running, and caches that
+ * code per loop. Code after the loop or in a branch not yet taken has no type feedback then; if it
+ * needs some (a field store, a call, a typed-array store), the cached OSR code deoptimizes there on
+ * every later call, which then re-runs in the interpreter until it re-enters the same code
+ * (measured: 3-5x slower passes). So every hot loop here returns plain locals (other results go
+ * through module variables, whose stores need no feedback), and this runs each pass once at load
+ * on a tiny row that takes every branch, so the feedback exists before any real call.
+ */
+function primeFeedback(): void {
+  const row = Float32Array.of(1, -Infinity, 0.5, -800, Number.NaN, 3, 2.9);
+  const n = row.length;
+  const idx = new Int32Array(n);
+  const w = new Float64Array(n);
+  const blocks = new Float64Array(1);
+  const xmax = 3;
+  sumWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks);
+  scanWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks, 0.5 * blocks[0]);
+  sumWeightsGather(row, n, xmax, -Number.MAX_VALUE, 1, 2.95, idx, w);
+  gatherBand(row, n, xmax, -Number.MAX_VALUE, 1, 0.7, 2.95, idx, w, gathered);
+  const l: WeightList = { idx, w, numKeep: gathered, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0 };
+  const bins = new Float64Array(WEIGHT_BINS);
+  listHistogram(row, xmax, 1, l, bins);
+  splitByBin(row, xmax, 1, 4, l);
+  logSumExpRank(row, n, 1, { lse: 0, rank: 0 });
+  selectTopK(row, n, 2, new Int32Array(2), new Float32Array(2));
+  argmax(row, n);
+  rowMax(row, n);
+}
+primeFeedback();

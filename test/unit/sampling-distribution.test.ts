@@ -223,3 +223,16 @@ test("model-like 8k-token rows: top_p (narrow and wide nucleus), temperature alo
     check(logits, { temperature: 1.2 }, { t: 1.2 }, 21000);
   });
 });
+
+test("top_p whose nucleus reaches past the first list (two strong tokens over 6000 weak ones)", () => {
+  // the strong pair holds 78% of the mass at T = 1: top_p 0.8 and 0.95 need weak tokens far below
+  // the first list's threshold, so the sampler appends bands of logits (drawNucleus step 1)
+  const r = rng(9);
+  const logits = Array.from({ length: 6000 }, () => Math.fround((r() + r() + r() - 1.5) * 2));
+  logits[1234] = 10;
+  logits[4321] = 9.5;
+  withDraws(3000, () => {
+    check(logits, { temperature: 1, topP: 0.8 }, { t: 1, p: 0.8 }, 23000);
+    check(logits, { temperature: 1, topP: 0.95 }, { t: 1, p: 0.95 }, 24000);
+  });
+});
