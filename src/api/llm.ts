@@ -22,7 +22,7 @@ import type { ExecutorSnapshot, IterationStats } from "../executor/stats.js";
 import type { GenerationResult } from "../executor/result.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { parseLlmArgs, resolveConfig, type LlmArgs, type LlmArgsInput, type ResolvedConfig } from "./llm-args.js";
-import type { RequestOutput } from "./request-output.js";
+import type { RequestOutput, TokenLogprobs } from "./request-output.js";
 import {
   createSamplingParams, validateSamplingParamsForVocab, type SamplingParams, type SamplingParamsInput,
 } from "./sampling-params.js";
@@ -39,6 +39,8 @@ export interface StreamEvent {
   textDelta: string;
   /** the token sampled this step (-1 on a cancel) */
   token: number;
+  /** this token's logprobs (sampled token and the requested top-k), when SamplingParams.logprobs is set */
+  logprobs?: TokenLogprobs | null;
   finished: boolean;
 }
 
@@ -310,7 +312,10 @@ async function forwardEvents(r: GenerationResult, onStream: (ev: StreamEvent) =>
         const tokens = o.tokenIdsDiff.length > 0 ? o.tokenIdsDiff : [-1];
         tokens.forEach((token, k) => {
           const last = k === tokens.length - 1;
-          onStream({ requestId: s.requestId, index: o.index, textDelta: last ? o.textDiff : "", token, finished: last && finished });
+          onStream({
+            requestId: s.requestId, index: o.index, textDelta: last ? o.textDiff : "", token, finished: last && finished,
+            ...(o.logprobsDiff ? { logprobs: o.logprobsDiff[k] ?? null } : {}),
+          });
         });
         if (finished) done.add(o.index);
       }

@@ -93,6 +93,7 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
       o.stopReason = d.stopReason;
       diffs.set(d.index, d);
     }
+    if (!this.streaming) return; // the final output carries everything: no per-step snapshot copies
     const outputs = [...this.outs.values()].sort((a, b) => a.index - b.index).map((o) => {
       const d = diffs.get(o.index);
       return { ...o, tokenIds: [...o.tokenIds], textDiff: d?.text ?? "", tokenIdsDiff: d?.tokenIds ?? [], logprobsDiff: d?.logprobs ?? (o.logprobs ? [] : null) };
