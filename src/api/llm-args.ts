@@ -50,6 +50,7 @@ export interface LlmArgs {
   maxSeqLen: number | null;
   /** prompt limit; null: maxSeqLen - 1 (capped to maxNumTokens without chunked prefill) */
   maxInputLen: number | null;
+  /** widest beam search a request may ask for (its bestOf with useBeamSearch); 1: beam search off, as TensorRT-LLM */
   maxBeamWidth: number;
   kvCacheConfig: KvCacheConfig;
   schedulerConfig: SchedulerConfig;
@@ -159,7 +160,7 @@ const TOP_CHECKS: { [K in keyof typeof DEFAULTS]: Check<(typeof DEFAULTS)[K]> } 
   maxNumTokens: int(1),
   maxSeqLen: nullable(int(2)),
   maxInputLen: nullable(int(1)),
-  maxBeamWidth: int(1, 1),
+  maxBeamWidth: int(1, 1024),
   enableChunkedPrefill: bool,
   generationConfig: oneOf(["auto", "none"] as const),
   revision: str,

@@ -197,6 +197,9 @@ export class LLM {
     const st = this.loaded();
     const params: SamplingParams = createSamplingParams(input, st.generationDefaults);
     checkBeamParams(params);
+    if (params.strategy === "beam" && params.bestOf > st.config.maxBeamWidth) {
+      throw new ValidationError("bestOf", params.bestOf, `beam width exceeds LlmArgs.maxBeamWidth (${st.config.maxBeamWidth}); start the LLM with a larger maxBeamWidth`);
+    }
     if (params.endId === undefined) params.endId = st.tokenizer.eosTokenIds[0];
     validateSamplingParamsForVocab(params, st.model.vocabSize);
     let ids = typeof prompt === "string" ? await st.tokenizer.encode(prompt, { addSpecialTokens: params.addSpecialTokens }) : [...prompt];

@@ -28,6 +28,7 @@ Engine (override --config):
   --max-batch-size N               max requests per iteration
   --max-num-tokens N               max packed tokens per iteration
   --max-seq-len N                  prompt + output limit
+  --max-beam-width N               widest use_beam_search a request may ask for (default 1: off)
   --kv-cache-free-memory-fraction F  share of free memory for the KV pool, in (0, 1]
   --no-enable-block-reuse          disable prefix caching
   --threads N                      kernel threads
@@ -37,7 +38,7 @@ Engine (override --config):
 
 const OPTIONS: Options = {
   host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" }, "served-model-name": { type: "string" },
-  "max-batch-size": { type: "string" }, "max-num-tokens": { type: "string" }, "max-seq-len": { type: "string" },
+  "max-batch-size": { type: "string" }, "max-num-tokens": { type: "string" }, "max-seq-len": { type: "string" }, "max-beam-width": { type: "string" },
   "kv-cache-free-memory-fraction": { type: "string" }, "no-enable-block-reuse": { type: "boolean" }, threads: { type: "string" },
   "chat-template": { type: "string" }, config: { type: "string" }, "max-queue-size": { type: "string" },
   "log-level": { type: "string" }, backend: { type: "string" }, help: { type: "boolean", short: "h" },
@@ -73,6 +74,7 @@ export function llmArgsFromFlags(model: string, v: Parsed["values"], cmd = "serv
   set("maxBatchSize", numberFlag(cmd, v, "max-batch-size", true));
   set("maxNumTokens", numberFlag(cmd, v, "max-num-tokens", true));
   set("maxSeqLen", numberFlag(cmd, v, "max-seq-len", true));
+  set("maxBeamWidth", numberFlag(cmd, v, "max-beam-width", true));
   set("threads", numberFlag(cmd, v, "threads", true));
   set("backend", stringFlag(v, "backend"));
   const frac = numberFlag(cmd, v, "kv-cache-free-memory-fraction");

@@ -36,7 +36,7 @@ export async function fixtureModel(): Promise<string> {
 }
 
 /** Writes the ChatML template and a YAML config (reference backend: exact, batch-invariant). */
-export function writeServeFiles(dir: string, yaml = "backend: reference\nmax_seq_len: 256\n"): { template: string; config: string } {
+export function writeServeFiles(dir: string, yaml = "backend: reference\nmax_seq_len: 256\nmax_beam_width: 4\n"): { template: string; config: string } {
   mkdirSync(dir, { recursive: true });
   const template = join(dir, "chatml.jinja"), config = join(dir, "llm_args.yaml");
   writeFileSync(template, CHATML);

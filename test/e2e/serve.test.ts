@@ -24,7 +24,7 @@ before(async () => {
   server = await startServer(model, ["--config", files.config, "--chat-template", files.template, "--served-model-name", NAME]);
   guided = /guided decoding on/.test(server.log());
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
-  llm = await LLM.create({ model, backend: "reference", maxSeqLen: 256 });
+  llm = await LLM.create({ model, backend: "reference", maxSeqLen: 256, maxBeamWidth: 4 });
 });
 
 after(async () => {
@@ -288,6 +288,11 @@ describe("beam search (use_beam_search, best_of = beam width)", () => {
     assert.deepEqual([st.status, st.json.error.param], [400, "stop"]);
     const bad = await post(server.url, "/v1/completions", { ...base, use_beam_search: "yes" });
     assert.deepEqual([bad.status, bad.json.error.param], [400, "use_beam_search"]);
+    // the server runs with max_beam_width 4 (serve-helpers' YAML): a wider beam is a 400 naming best_of
+    const wide = await post(server.url, "/v1/completions", { ...base, best_of: 5 });
+    assert.equal(wide.status, 400);
+    assert.equal(wide.json.error.param, "best_of");
+    assert.match(wide.json.error.message, /maxBeamWidth \(4\)/);
   });
 });
 

@@ -86,7 +86,7 @@ before(async () => {
     qkvBias: false, qkNorm: false, ropeTheta: 10000, rmsEps: 1e-5, maxPositions: 64, seed: 77, weightTypes: GgmlType.F32,
   };
   model = (await ensureFixture(spec, DIR)).gguf;
-  llm = await LLM.create({ model, backend: "reference", kvCacheConfig: { tokensPerBlock: 4, maxTokens: 1024 } });
+  llm = await LLM.create({ model, backend: "reference", maxBeamWidth: 64, kvCacheConfig: { tokensPerBlock: 4, maxTokens: 1024 } });
 });
 after(async () => {
   await llm?.shutdown();
@@ -165,6 +165,9 @@ describe("beam search through LLM.generate", () => {
     assert.equal(plain.outputs[0]!.tokenIds.length, 4);
     await assert.rejects(llm.generate(PROMPT, { useBeamSearch: true, bestOf: 2, stop: "a" }), (e: unknown) => e instanceof ValidationError && e.field === "stop");
     await assert.rejects(llm.generate(PROMPT, { useBeamSearch: true, bestOf: 2, logprobs: 2 }), (e: unknown) => e instanceof ValidationError && e.field === "logprobs");
+    // beam width above LlmArgs.maxBeamWidth (64 here), as TensorRT-LLM's max_beam_width
+    await assert.rejects(llm.generate(PROMPT, { useBeamSearch: true, bestOf: 65, maxTokens: 2 }),
+      (e: unknown) => e instanceof ValidationError && e.field === "bestOf" && /maxBeamWidth \(64\)/.test(e.message));
     const snap = await llm.snapshot();
     assert.equal(snap.kvCacheStats.usedNumBlocks, 0);
   });
@@ -175,7 +178,7 @@ describe("beam search through LLM.generate", () => {
     const alone: RequestOutput[] = [];
     for (const p of prompts) alone.push(await llm.generate(p, params));
     const tight = await LLM.create({
-      model, backend: "reference", kvCacheConfig: { tokensPerBlock: 4, maxTokens: 40, enableBlockReuse: false }, maxBatchSize: 4,
+      model, backend: "reference", maxBeamWidth: 8, kvCacheConfig: { tokensPerBlock: 4, maxTokens: 40, enableBlockReuse: false }, maxBatchSize: 4,
       schedulerConfig: { capacitySchedulerPolicy: "MAX_UTILIZATION" },
     });
     try {

@@ -92,7 +92,7 @@ describe("logitsProcessor callbacks (worker -> caller's thread)", () => {
   });
 
   test("through LLM.generate, and with beam search", async () => {
-    const llm = await LLM.create({ model, backend: "reference", kvCacheConfig: { maxTokens: 1024 } });
+    const llm = await LLM.create({ model, backend: "reference", maxBeamWidth: 2, kvCacheConfig: { maxTokens: 1024 } });
     try {
       const plain = await llm.generate(PROMPT, { maxTokens: 3, ignoreEos: true });
       const X = plain.outputs[0]!.tokenIds[0]!;

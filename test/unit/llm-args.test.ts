@@ -73,7 +73,9 @@ test("wrong types and ranges name the field and the value", () => {
   expectError(() => parseLlmArgs({ model: "m", backend: "cuda" }), ValidationError, "backend");
   expectError(() => parseLlmArgs({ model: "m", threads: 0 }), ValidationError, "threads");
   expectError(() => parseLlmArgs({ model: "m", enableChunkedPrefill: "yes" }), ValidationError, "enableChunkedPrefill");
-  expectError(() => parseLlmArgs({ model: "m", maxBeamWidth: 2 }), ValidationError, "maxBeamWidth");
+  expectError(() => parseLlmArgs({ model: "m", maxBeamWidth: 0 }), ValidationError, "maxBeamWidth");
+  assert.equal(parseLlmArgs({ model: "m", maxBeamWidth: 4 }).maxBeamWidth, 4);
+  assert.equal(parseLlmArgs({ model: "m" }).maxBeamWidth, 1);
   expectError(() => parseLlmArgs({ model: "m", kvCacheConfig: 3 }), ValidationError, "kvCacheConfig");
   const e = expectError(() => parseLlmArgs({ model: "m", kvCacheConfig: { tokensPerBlock: 24 } }), ValidationError,
     "kvCacheConfig.tokensPerBlock");
