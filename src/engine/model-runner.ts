@@ -10,11 +10,15 @@ import type { ForwardBatch } from "./types.js";
 /** What the runner needs of a model (LlamaModel implements it). */
 export interface ForwardModel {
   readonly config: { readonly vocabSize: number };
-  forward(batch: ForwardBatch, kv: readonly KvLayer[]): Float32Array;
+  /** `out`, when the model takes it: a buffer to write the logits into (returned as a view of it) */
+  forward(batch: ForwardBatch, kv: readonly KvLayer[], out?: Float32Array<ArrayBuffer>): Float32Array;
 }
 
+/** 8M floats (32 MiB): e.g. 64 rows of a 128K vocabulary */
+const REUSE_MAX_LOGITS = 8 * 1024 * 1024;
+
 export interface StepLogits {
-  /** [rowSeq.length, vocab] f32 */
+  /** [rowSeq.length, vocab] f32; a view of the runner's buffer, valid until the next run() */
   logits: Float32Array;
   /** per logits row: index of its sequence in the step's list */
   rowSeq: number[];
@@ -26,6 +30,8 @@ export interface StepLogits {
 
 export class ModelRunner {
   private readonly buffers: BatchBuffers;
+  /** logits of the last step, reused (grows to the largest step's rows x vocab) */
+  private logitsBuf = new Float32Array(0);
 
   constructor(readonly model: ForwardModel, readonly pool: KvPool) {
     this.buffers = new BatchBuffers(pool.shape.tokensPerBlock);
@@ -39,7 +45,11 @@ export class ModelRunner {
   run(seqs: readonly StepSeq[]): StepLogits {
     const { batch, rowSeq, rowPos } = this.buffers.pack(seqs);
     if (batch.tokens.length === 0) return { logits: new Float32Array(0), rowSeq, rowPos, numTokens: 0 };
-    const logits = this.model.forward(batch, this.pool.layers);
+    // reused up to REUSE_MAX_LOGITS elements (a decode step of many sequences); rarer, larger steps
+    // (prompt logprobs: a row per prompt token) get a fresh array that is not kept
+    const n = batch.logitRows.length * this.vocabSize;
+    if (this.logitsBuf.length < n && n <= REUSE_MAX_LOGITS) this.logitsBuf = new Float32Array(Math.min(REUSE_MAX_LOGITS, Math.max(n, this.logitsBuf.length * 2)));
+    const logits = this.model.forward(batch, this.pool.layers, n <= this.logitsBuf.length ? this.logitsBuf : undefined);
     return { logits, rowSeq, rowPos, numTokens: batch.tokens.length };
   }
 }

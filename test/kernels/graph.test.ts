@@ -63,6 +63,7 @@ describe("native step graph = op-by-op forward, bit for bit", { skip: !isNativeA
           const cfg = { ...m.config, slidingWindow: window };
           const fused = new LlamaModel(cfg, m.weights, be), ops = new LlamaModel(cfg, m.weights, be, { fused: false });
           assert.equal(ops.fused, false);
+          const reuse = new Float32Array(4 * cfg.vocabSize + 5);
           for (const dtype of ["f16", "f32"] as const) {
             const kvA = kvFor(fused, dtype), kvB = kvFor(ops, dtype);
             const bs = batches(kvA, cfg.vocabSize);
@@ -70,6 +71,10 @@ describe("native step graph = op-by-op forward, bit for bit", { skip: !isNativeA
               const la = fused.forward(b, kvA.layers), lb = ops.forward(b, kvB.layers);
               assert.equal(la.length, b.logitRows.length * cfg.vocabSize);
               bitsEqual(la, lb, `${dtype} KV, step ${i} logits`);
+              // a caller's reused buffer (ModelRunner): a view of it, same bits (re-running a step is idempotent)
+              const lr = fused.forward(b, kvA.layers, reuse);
+              assert.equal(lr.buffer, reuse.buffer);
+              bitsEqual(lr, la, `${dtype} KV, step ${i} logits into a reused buffer`);
             }));
             kvA.layers.forEach((l, i) => bitsEqual(l.data, kvB.layers[i]!.data, `${dtype} KV layer ${i}`));
           }
