@@ -1,6 +1,9 @@
 // A client request inside the worker: its bestOf sequences, its prompt, and what it reports
 // (streamed deltas while running; one FinalOutput when every sequence is done).
 import type { CompletionOutput, TokenLogprobs } from "../api/request-output.js";
+import type { SamplingParams } from "../api/sampling-params.js";
+import { ValidationError } from "../errors.js";
+import { GuidedDecoder } from "../sampling/guided/decoder.js";
 import type { BeamRun } from "./beam-group.js";
 import type { FinalOutput, DeltaMsg } from "./messages.js";
 import type { Request, SeqDelta } from "./request.js";
@@ -27,6 +30,19 @@ export class RequestGroup {
     wantPromptLogprobs = false,
   ) {
     this.promptLogprobs = wantPromptLogprobs ? promptTokenIds.map(() => null) : null;
+  }
+
+  /** registers each sequence's grammar matcher (compiled at submission, see setup.ts) */
+  addGuides(guided: GuidedDecoder | null, extraEos: ReadonlySet<number>): void {
+    const p = this.seqs[0]!.params;
+    if (!GuidedDecoder.wants(p.guidedDecoding)) return;
+    if (!guided) throw new ValidationError("guidedDecoding", p.guidedDecoding, "the grammar engine was not prepared for this request");
+    try {
+      for (const s of this.seqs) guided.addSync(s.id, p.guidedDecoding, endIdsOf(p, extraEos));
+    } catch (e) {
+      for (const s of this.seqs) guided.remove(s.id);
+      throw e;
+    }
   }
 
   get n(): number {
@@ -75,4 +91,9 @@ export class RequestGroup {
       },
     };
   }
+}
+
+/** the token ids that end a sequence: EOS (and the tokenizer's other EOS ids) unless ignoreEos, then stopTokenIds */
+export function endIdsOf(p: SamplingParams, extraEos: ReadonlySet<number>): number[] {
+  return [...(p.ignoreEos || p.endId === undefined ? [] : [p.endId, ...extraEos]), ...p.stopTokenIds];
 }

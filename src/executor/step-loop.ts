@@ -10,7 +10,6 @@
 // finished and aborted requests free their blocks. An error while sampling or updating one request
 // fails that request only; an error in the forward pass is fatal (thrown to the caller).
 import { getHeapStatistics } from "node:v8";
-import type { SamplingParams } from "../api/sampling-params.js";
 import type { StepSeq } from "../engine/batch.js";
 import type { ModelRunner, StepLogits } from "../engine/model-runner.js";
 import { TllmError, ValidationError } from "../errors.js";
@@ -23,46 +22,14 @@ import { LogprobScratch } from "../sampling/logprobs.js";
 import { Sampler, type SampleResult } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { BeamRowProcessor, BeamRun, blocksPerExtraBeam } from "./beam-group.js";
-import { RequestGroup } from "./group.js";
+import { endIdsOf, RequestGroup } from "./group.js";
 import type { DeltaMsg, FinalOutput } from "./messages.js";
 import { tokenLogprobs } from "./prompt-logprobs.js";
 import { Request } from "./request.js";
 import { batchingStats, kvIterStats, type IterationStats, type KvCacheIterStats } from "./stats.js";
+import { PROMPT_LOGITS_BUDGET, type CoreLimits, type StepOutput, type Submission } from "./core-types.js";
 
-export interface CoreLimits {
-  maxBatchSize: number;
-  maxSeqLen: number;
-  maxInputLen: number;
-  maxNumTokens: number;
-  enableChunkedPrefill: boolean;
-  maxUtilization: boolean;
-  /** prompt-logprob rows per step and request (each is a [vocab] f32 logits row); a longer prompt
-   *  chunk is cut to this many tokens. Default: what fits 256 MiB, in whole KV blocks. */
-  maxPromptLogitRows?: number;
-}
-
-/** logits floats a prompt-logprobs chunk may produce in one step (256 MiB) */
-const PROMPT_LOGITS_BUDGET = 2 ** 26;
-
-/** A request ready for the loop: tokenized, its params resolved and checked against the vocabulary. */
-export interface Submission {
-  requestId: number;
-  prompt: string | null;
-  promptTokenIds: number[];
-  params: SamplingParams;
-  badWordsIds: number[][];
-  streaming: boolean;
-  cacheSalt?: string | undefined;
-  priority?: number | undefined;
-}
-
-export interface StepOutput {
-  deltas: DeltaMsg[];
-  finals: FinalOutput[];
-  /** requests failed this step (an error in their own processing) */
-  errors: { requestId: number; error: unknown }[];
-  stats: IterationStats;
-}
+export type { CoreLimits, StepOutput, Submission } from "./core-types.js";
 
 interface Scheduled { req: Request; numTokens: number; ctx: boolean }
 
@@ -219,27 +186,9 @@ export class ExecutorCore {
         maxTokens, arrival, priority: sub.priority ?? 0.5, cacheSalt: sub.cacheSalt, badWordsIds: sub.badWordsIds, extraEos,
       }, this.tokenizer));
     }
-    this.addGuides(g, extraEos);
-    if (sub.params.strategy === "beam") {
-      const p = sub.params;
-      const endIds = [...(p.ignoreEos || p.endId === undefined ? [] : [p.endId, ...extraEos]), ...p.stopTokenIds];
-      g.beam = new BeamRun(g.seqs, endIds, this.tokenizer);
-    }
+    g.addGuides(this.guided, extraEos);
+    if (sub.params.strategy === "beam") g.beam = new BeamRun(g.seqs, endIdsOf(sub.params, extraEos), this.tokenizer);
     return g;
-  }
-
-  /** registers each sequence's grammar matcher (compiled at submission, see setup.ts) */
-  private addGuides(g: RequestGroup, extraEos: ReadonlySet<number>): void {
-    const p = g.seqs[0]!.params;
-    if (!GuidedDecoder.wants(p.guidedDecoding)) return;
-    if (!this.guided) throw new ValidationError("guidedDecoding", p.guidedDecoding, "the grammar engine was not prepared for this request");
-    const stopIds = [...(p.ignoreEos || p.endId === undefined ? [] : [p.endId, ...extraEos]), ...p.stopTokenIds];
-    try {
-      for (const s of g.seqs) this.guided.addSync(s.id, p.guidedDecoding, stopIds);
-    } catch (e) {
-      for (const s of g.seqs) this.guided.remove(s.id);
-      throw e;
-    }
   }
 
   /** runs the scheduler and applies its output to running / waiting */
