@@ -8,8 +8,8 @@
 // the tokens near the top (top_p: the nucleus is resolved within that list, see drawNucleus).
 // The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
 import {
-  argmax, gatherBand, gatheredCount, listHistogram, rowMax, scanWeightBlocks, selectTopK, splitByBin, sumWeightBlocks, sumWeightsGather,
-  WEIGHT_BINS, WEIGHT_BLOCK, weightOf,
+  argmax, gatherBins, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, selectTopK, splitByBin, sumWeightBlocks, sumWeightsGather,
+  SUBSAMPLE, WEIGHT_BINS, WEIGHT_BLOCK, weightHistogram, weightOf,
 } from "./select.js";
 
 export interface Filters {
@@ -25,6 +25,8 @@ export interface Filters {
 const SMALL_SORT = 32;
 /** Width of the first top-p list beyond ln(topP / (1 - topP)), in nats of weight (see drawNucleus). */
 const LIST_NATS = 6;
+/** Bins (1/64 octave each) listed past the subsample's estimate of the cut: one octave of weight. */
+const NUCLEUS_SLACK = 64;
 /** Packed sort keys hold the token id in their low 21 bits (vocabularies up to 2 097 152). */
 const ID_RANGE = 2 ** 21;
 
@@ -113,71 +115,90 @@ export function drawFull(row: Float32Array, vocab: number, f: Filters, u: number
 /**
  * Exact top-p without sorting the vocabulary. The nucleus is the shortest prefix of the kept tokens
  * ordered by (logit desc, id asc) — i.e. by probability — whose mass reaches target = topP · Σw.
- *  1. One pass sums w over the vocabulary and lists the tokens whose weight is within e^-Y of the
- *     max (x >= x1, Y = ln(topP / (1 - topP)) + LIST_NATS): for a peaked row a handful of tokens.
- *     If the listed mass reaches target, the nucleus lies within the list, which is exactly the
- *     tokens above a logit threshold. Otherwise compare-only passes append the next band of logits
- *     (each twice as wide, in nats of weight) until it does; the last band reaches floor, so the
- *     list then holds every kept token.
- *  2. A histogram of the listed weights (64 bins per octave, ordered by weight) gives b, the first
- *     bin at which the mass of bins 0..b reaches target: the nucleus is bins 0..b-1 plus the
- *     shortest prefix of bin b, sorted, that reaches it. Only bin b is sorted (its weights lie
- *     within a factor 2^(1/64) of each other).
- * The draw scans bins < b in list order, then that prefix in sorted order.
+ * Weights are binned 64 bins per octave (bin 0 the heaviest); with b the first bin at which the
+ * mass of bins 0..b reaches target, the nucleus is bins 0..b-1 plus the shortest prefix of bin b,
+ * sorted, that reaches it. Only bin b is sorted (its weights are within a factor 2^(1/64)).
+ * Any list of exactly the tokens above some logit whose mass reaches target contains the nucleus,
+ * so the bins need only be built over such a list:
+ *  1. One exp pass sums w, lists the tokens whose weight is within e^-Y of the max (x >= x1,
+ *     Y = ln(topP / (1 - topP)) + LIST_NATS: a handful for a peaked row), and bins every
+ *     SUBSAMPLE-th token's weight.
+ *  2. If the list's mass falls short (a flat row), the subsampled histogram (x SUBSAMPLE) locates
+ *     the cut approximately; one compare-prefiltered pass lists bins 0..b_est + NUCLEUS_SLACK.
+ *  3. If even that falls short (the estimate was off), the whole row is binned (one more exp pass).
+ * The draw scans bins < b in list (id) order, then the sorted prefix of bin b.
  */
 function drawNucleus(
   row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, s: DrawScratch,
 ): number {
   const invT = f.invT;
-  let nats = Math.log(f.topP / (1 - f.topP)) + LIST_NATS;
-  let xhi = Math.max(floor, xmax - nats / invT);
-  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, xhi, s.idx, s.w);
+  const bins = s.bins;
+  bins.fill(0);
+  const x1 = Math.max(floor, xmax - (Math.log(f.topP / (1 - f.topP)) + LIST_NATS) / invT);
+  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, x1, s.idx, s.w, bins);
   const target = f.topP * sum;
   let n = gatheredCount();
-  let mass = listedMass(s.w, 0, n, 0);
-  while (mass < target && xhi > floor) {
-    nats *= 2;
-    const xlo = Math.max(floor, xmax - nats / invT);
-    const m = gatherBand(row, vocab, xmax, floor, invT, xlo, xhi, s.idx, s.w, n);
-    mass = listedMass(s.w, n, m, mass);
-    n = m;
-    xhi = xlo;
+  if (listedMass(s.w, n) < target && x1 > floor) {
+    const bmax = Math.min(WEIGHT_BINS - 1, cutBin(bins, target / SUBSAMPLE) + NUCLEUS_SLACK);
+    n = gatherUpTo(row, vocab, xmax, floor, invT, bmax, s.idx, s.w);
+    if (listedMass(s.w, n) < target && bmax < WEIGHT_BINS - 1) {
+      weightHistogram(row, vocab, xmax, floor, invT, bins);
+      gatherBins(row, vocab, xmax, floor, invT, cutBin(bins, target), s);
+      return drawCut(row, vocab, target, u, xmax, invT, s);
+    }
   }
   s.numKeep = n;
-  const bins = s.bins;
   listHistogram(row, xmax, invT, s, bins);
-  let b = 0;
-  let before = 0; // mass of bins 0..b-1 (histogram order; only used to find b)
-  while (b < WEIGHT_BINS - 1 && before + bins[b] < target) before += bins[b++];
-  splitByBin(row, xmax, invT, b, s);
+  splitByBin(row, xmax, invT, cutBin(bins, target), s);
+  return drawCut(row, vocab, target, u, xmax, invT, s);
+}
+
+function drawCut(row: Float32Array, vocab: number, target: number, u: number, xmax: number, invT: number, s: DrawScratch): number {
   sortCandidates(row, vocab, s);
   return drawKept(target, u, xmax, invT, s);
 }
 
-/** mass + Σ w[from..to) */
-function listedMass(w: Float64Array, from: number, to: number, mass: number): number {
-  for (let j = from; j < to; j++) mass += w[j];
+/** Σ w[0..n) */
+function listedMass(w: Float64Array, n: number): number {
+  let mass = 0;
+  for (let j = 0; j < n; j++) mass += w[j];
   return mass;
 }
+
+/** The first bin at which the mass of bins 0..b reaches target (the last bin if none does). */
+function cutBin(bins: Float64Array, target: number): number {
+  let b = 0;
+  let before = 0;
+  while (b < WEIGHT_BINS - 1 && before + bins[b] < target) before += bins[b++];
+  return b;
+}
+
 
 /**
  * Appends the shortest prefix of the sorted cut bin that brings the kept mass to `target` (at least
  * one token overall), then draws: t = u · Σ kept w, scanned in list order (the total is summed in
- * that same order, so the scan always ends on a kept token).
+ * that same order, so the scan always ends on a kept token). The loops are separate functions
+ * returning locals (see select.ts primeFeedback).
  */
 function drawKept(target: number, u: number, xmax: number, invT: number, s: DrawScratch): number {
-  const w = s.w;
-  let nKeep = s.numKeep;
-  let acc = 0;
-  for (let j = 0; j < nKeep; j++) acc += w[j];
-  for (let m = 0; m < s.numCand && (acc < target || nKeep === 0); m++) {
-    const wm = weightOf(s.cx[m], xmax, invT);
-    s.idx[nKeep] = s.cid[m];
+  const nKeep = appendPrefix(s.numKeep, target, xmax, invT, s.idx, s.w, s.cid, s.cx, s.numCand);
+  if (nKeep === 0) return 0; // unreachable: bin b holds the first kept token when bins < b are empty
+  return s.idx[pick(s.w, nKeep, u * listedMass(s.w, nKeep))];
+}
+
+/** Appends cut-bin tokens (sorted) to idx/w[nKeep..] while the kept mass is short of target; returns the count. */
+function appendPrefix(
+  nKeep: number, target: number, xmax: number, invT: number,
+  idx: Int32Array, w: Float64Array, cid: Int32Array, cx: Float32Array, numCand: number,
+): number {
+  let acc = listedMass(w, nKeep);
+  for (let m = 0; m < numCand && (acc < target || nKeep === 0); m++) {
+    const wm = weightOf(cx[m], xmax, invT);
+    idx[nKeep] = cid[m];
     w[nKeep++] = wm;
     acc += wm;
   }
-  if (nKeep === 0) return 0; // unreachable: bin b holds the first kept token when bins < b are empty
-  return s.idx[pick(w, nKeep, u * acc)];
+  return nKeep;
 }
 
 /** Sorts the cut-bin candidates s.cid/s.cx[0..numCand) by (logit desc, id asc); they arrive in id order. */

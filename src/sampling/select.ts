@@ -114,46 +114,67 @@ export interface WeightList {
 /** Count of the list written by the last sumWeightsGather (see there why not a field). */
 let gathered = 0;
 
+/** Every SUBSAMPLE-th token (ids multiple of it) feeds the coarse histogram of sumWeightsGather. */
+export const SUBSAMPLE = 32;
+
 /**
  * Σw over the kept tokens (id order); tokens with x >= xlist also go, with their weight, into
- * idx/w (vocab entries; the count is then gatheredCount()). Rarely taken branch: see primeFeedback.
+ * idx/w (vocab entries; the count is then gatheredCount()), and the weights of the tokens whose id
+ * is a multiple of SUBSAMPLE are binned into `sub` [WEIGHT_BINS] (not reset here): an estimate of
+ * the weight histogram for rows whose nucleus reaches past the list. Rarely taken branches: see
+ * primeFeedback.
  */
 export function sumWeightsGather(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
-  idx: Int32Array, w: Float64Array,
+  idx: Int32Array, w: Float64Array, sub: Float64Array,
 ): number {
   let n = 0;
   let sum = 0;
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
     if (!(x >= floor)) continue;
-    const wi = expNonPos((x - xmax) * invT);
+    const y = (x - xmax) * invT;
+    if (!(y >= EXP_MIN_ARG)) continue;
+    const k = expIndex(y);
+    const wi = expAt(y, k);
     sum += wi;
     if (x >= xlist) {
       idx[n] = i;
       w[n++] = wi;
     }
+    if (i % SUBSAMPLE === 0) sub[binOfIndex(k)] += wi;
   }
   gathered = n;
   return sum;
 }
 
 /**
- * Appends to idx/w, from position n, the tokens with max(floor, xlo) <= x < xhi and their weights
- * (id order); returns the new count. A compare-only pass except for the appended tokens.
+ * Tokens of bins 0..bmax with their weights into idx/w (id order); returns the count. x >= xlo is
+ * a superset of "bin <= bmax", so the exact bin is computed only for the tokens near the top.
  */
-export function gatherBand(
-  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlo: number, xhi: number,
-  idx: Int32Array, w: Float64Array, n: number,
+export function gatherUpTo(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, bmax: number,
+  idx: Int32Array, w: Float64Array,
 ): number {
-  const lo = Math.max(floor, xlo);
+  const xlo = binFloor(xmax, floor, invT, bmax);
+  let n = 0;
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
-    if (!(x >= lo && x < xhi)) continue;
+    if (!(x >= xlo)) continue;
+    const y = (x - xmax) * invT;
+    if (!(y >= EXP_MIN_ARG)) continue;
+    const k = expIndex(y);
+    if (binOfIndex(k) > bmax) continue;
     idx[n] = i;
-    w[n++] = expNonPos((x - xmax) * invT);
+    w[n++] = expAt(y, k);
   }
   return n;
+}
+
+/** A logit below which every token is in a bin > b (half a bin of slack; floor for the last bin). */
+function binFloor(xmax: number, floor: number, invT: number, b: number): number {
+  // bin <= b  <=>  round((x - xmax)·invT·64/ln2) >= -b  =>  (x - xmax)·invT >= -(b + 0.5)·ln2/64
+  return b >= WEIGHT_BINS - 1 ? floor : Math.max(floor, xmax - ((b + 1) * Math.LN2) / (64 * invT));
 }
 
 /** The list length of the last sumWeightsGather call. */
@@ -165,7 +186,11 @@ export function gatheredCount(): number {
 export const WEIGHT_BINS = 64 * 64;
 
 function binOf(y: number): number {
-  const b = 0 - expIndex(y); // not -k: -0 is not an array index
+  return binOfIndex(expIndex(y));
+}
+
+function binOfIndex(k: number): number {
+  const b = 0 - k; // not -k: -0 is not an array index
   return b < WEIGHT_BINS - 1 ? b : WEIGHT_BINS - 1;
 }
 
@@ -205,6 +230,66 @@ function splitLoop(row: Float32Array, xmax: number, invT: number, b: number, l: 
     } else if (bin === b) {
       l.cid[nCand] = t;
       l.cx[nCand++] = row[t];
+    }
+  }
+  splitKeep = nKeep;
+  splitCand = nCand;
+  return 0;
+}
+
+/** Σw over the kept tokens and the weight of each bin into `bins` [WEIGHT_BINS] (reset here). */
+export function weightHistogram(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, bins: Float64Array,
+): number {
+  bins.fill(0);
+  let sum = 0;
+  for (let i = 0; i < vocab; i++) {
+    const x = row[i];
+    if (!(x >= floor)) continue;
+    const y = (x - xmax) * invT;
+    if (!(y >= EXP_MIN_ARG)) continue;
+    const k = expIndex(y);
+    const w = expAt(y, k);
+    sum += w;
+    const bin = 0 - k; // not -k: -0 is not an array index
+    bins[bin < WEIGHT_BINS - 1 ? bin : WEIGHT_BINS - 1] += w;
+  }
+  return sum;
+}
+
+/**
+ * Tokens of bins < b into l.idx/l.w, tokens of bin b into l.cid/l.cx (id order), as splitByBin
+ * does for a list, over the whole row. x >= xlo is a superset of "bin <= b" (half a bin of slack),
+ * so the exact bin is computed only for the tokens near the top.
+ */
+export function gatherBins(
+  row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, b: number, l: WeightList,
+): void {
+  const xlo = binFloor(xmax, floor, invT, b);
+  gatherLoop(row, vocab, xmax, xlo, invT, b, l.idx, l.w, l.cid, l.cx);
+  l.numKeep = splitKeep;
+  l.numCand = splitCand;
+}
+
+function gatherLoop(
+  row: Float32Array, vocab: number, xmax: number, xlo: number, invT: number, b: number,
+  idx: Int32Array, w: Float64Array, cid: Int32Array, cx: Float32Array,
+): number {
+  let nKeep = 0;
+  let nCand = 0;
+  for (let i = 0; i < vocab; i++) {
+    const x = row[i];
+    if (!(x >= xlo)) continue;
+    const y = (x - xmax) * invT;
+    if (!(y >= EXP_MIN_ARG)) continue;
+    const k = expIndex(y);
+    const bin = binOfIndex(k);
+    if (bin < b) {
+      idx[nKeep] = i;
+      w[nKeep++] = expAt(y, k);
+    } else if (bin === b) {
+      cid[nCand] = i;
+      cx[nCand++] = x;
     }
   }
   splitKeep = nKeep;
@@ -389,12 +474,14 @@ function primeFeedback(): void {
   const xmax = 3;
   sumWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks);
   scanWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks, 0.5 * blocks[0]);
-  sumWeightsGather(row, n, xmax, -Number.MAX_VALUE, 1, 2.95, idx, w);
-  gatherBand(row, n, xmax, -Number.MAX_VALUE, 1, 0.7, 2.95, idx, w, gathered);
-  const l: WeightList = { idx, w, numKeep: gathered, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0 };
   const bins = new Float64Array(WEIGHT_BINS);
+  sumWeightsGather(row, n, xmax, -Number.MAX_VALUE, 1, 2.95, idx, w, bins);
+  gatherUpTo(row, n, xmax, -Number.MAX_VALUE, 1, 4, idx, w);
+  const l: WeightList = { idx, w, numKeep: gathered, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0 };
   listHistogram(row, xmax, 1, l, bins);
   splitByBin(row, xmax, 1, 4, l);
+  weightHistogram(row, n, xmax, -Number.MAX_VALUE, 1, bins);
+  gatherBins(row, n, xmax, -Number.MAX_VALUE, 1, 4, l);
   logSumExpRank(row, n, 1, { lse: 0, rank: 0 });
   selectTopK(row, n, 2, new Int32Array(2), new Float32Array(2));
   argmax(row, n);

@@ -11,6 +11,7 @@ import { createSamplingParams, type SamplingParamsInput } from "../../src/api/sa
 import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
 import { rngKeyForSeed } from "../../src/sampling/rng.js";
 import { expNonPos } from "../../src/sampling/select.js";
+import { drawFull, drawTopK, DrawScratch } from "../../src/sampling/draw.js";
 import { rng } from "./test-rng.js";
 
 let DRAWS = 20000; // lowered by tests over large vocabularies (see withDraws)
@@ -212,7 +213,7 @@ test("top_p over a vocabulary past 2^21 ids (comparator sort of the cut bin)", (
   assert.ok(seen.size >= 10, `40 draws over 30 equally likely tokens hit only ${seen.size}`);
 });
 
-test("model-like 8k-token rows: top_p (narrow and wide nucleus), temperature alone", () => {
+test("model-like 8k-token rows: top_p with a narrow and a wide nucleus", () => {
   // ~N(0, 2) noise plus 12 strong candidates, as the benchmark's logits
   const r = rng(5);
   const logits = Array.from({ length: 8000 }, () => Math.fround((r() + r() + r() - 1.5) * 4));
@@ -220,19 +221,52 @@ test("model-like 8k-token rows: top_p (narrow and wide nucleus), temperature alo
   withDraws(3000, () => {
     check(logits, { temperature: 0.8, topP: 0.95 }, { t: 0.8, p: 0.95 }, 18000);
     check(logits, { temperature: 2, topP: 0.6 }, { t: 2, p: 0.6 }, 19000); // the cut falls in the noise
-    check(logits, { temperature: 1.2 }, { t: 1.2 }, 21000);
   });
 });
 
 test("top_p whose nucleus reaches past the first list (two strong tokens over 6000 weak ones)", () => {
-  // the strong pair holds 78% of the mass at T = 1: top_p 0.8 and 0.95 need weak tokens far below
-  // the first list's threshold, so the sampler appends bands of logits (drawNucleus step 1)
+  // the strong pair holds 78% of the mass at T = 1: top_p 0.8 needs weak tokens far below the first
+  // list's threshold (drawNucleus steps 2-3; each path is checked exactly by the stratified test)
   const r = rng(9);
   const logits = Array.from({ length: 6000 }, () => Math.fround((r() + r() + r() - 1.5) * 2));
   logits[1234] = 10;
   logits[4321] = 9.5;
-  withDraws(3000, () => {
-    check(logits, { temperature: 1, topP: 0.8 }, { t: 1, p: 0.8 }, 23000);
-    check(logits, { temperature: 1, topP: 0.95 }, { t: 1, p: 0.95 }, 24000);
-  });
+  withDraws(3000, () => check(logits, { temperature: 1, topP: 0.8 }, { t: 1, p: 0.8 }, 23000));
+});
+
+/**
+ * Stratified draws: u = (j + 0.5) / N for j < N. The draw maps u to tokens through one cumulative
+ * scan in a fixed order, so every token owns one interval of u of length p (its probability) and
+ * is drawn floor(N·p) or ceil(N·p) times; 2 allows for rounding at the interval ends. Exact,
+ * deterministic, and sensitive to a token missing from (or added to) the nucleus however small.
+ */
+function checkStratified(logits: number[], o: { t: number; k?: number; p?: number; minP?: number }, n: number): void {
+  const probs = expected(logits, o);
+  const row = Float32Array.from(logits);
+  const s = new DrawScratch();
+  const f = { invT: 1 / o.t, logMinP: o.minP ? o.t * Math.log(o.minP) : -Infinity, topP: o.p ?? 1 };
+  const counts = new Array<number>(logits.length).fill(0);
+  for (let j = 0; j < n; j++) {
+    const u = (j + 0.5) / n;
+    counts[o.k ? drawTopK(row, row.length, o.k, f, u, s) : drawFull(row, row.length, f, u, s)]++;
+  }
+  for (let i = 0; i < logits.length; i++) {
+    assert.ok(Math.abs(counts[i] - n * probs[i]) <= 2, `${JSON.stringify(o)}: token ${i} drawn ${counts[i]} times, expected ${(n * probs[i]).toFixed(2)}`);
+  }
+}
+
+test("stratified u: every top_p path, temperature, min_p and top_k give exactly the target masses", () => {
+  const r = rng(9);
+  const weak = Array.from({ length: 6000 }, () => Math.fround((r() + r() + r() - 1.5) * 2));
+  const peaked = weak.map((x) => x);
+  peaked[1234] = 10;
+  peaked[4321] = 9.5;
+  const hidden = peaked.map((x, i) => (i % 32 === 0 ? -30 : x));
+  hidden[64] = 10;
+  checkStratified(peaked, { t: 0.8, p: 0.9 }, 4000); // the first list holds the nucleus
+  checkStratified(peaked, { t: 1, p: 0.95 }, 10000); // the subsampled estimate places the cut
+  checkStratified(hidden, { t: 1, p: 0.9 }, 4000); // the estimate falls short: the whole row is binned
+  checkStratified(weak, { t: 1.3 }, 4000);
+  checkStratified(weak, { t: 1, minP: 0.3 }, 4000);
+  checkStratified(weak, { t: 0.9, k: 40, p: 0.8 }, 4000);
 });
