@@ -24,6 +24,7 @@ namespace {
 #include "kern/mm_q0.inc"
 #include "kern/mm_q4_0.inc"
 #include "kern/mm_kq.inc"
+#include "kern/mm_q4_k.inc"
 #include "kern/mm_float.inc"
 #include "kern/mm_exact.inc"
 #include "kern/ops.inc"

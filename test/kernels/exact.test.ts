@@ -56,13 +56,14 @@ test("matmul: native = reference bit for bit (F32, F16, Q4_0, Q8_0, Q4_K, Q6_K)"
   }
 });
 
-// Q4_0 repack (rows % 8 == 0) switches kernels at m = 6 | 7 (GEMV | GEMM), tiles K by 64 blocks
-// (cols = 2080: 65 blocks, one past a tile and 1 past a multiple of 8) and activations by 64 rows
-test("matmul Q4_0 repack: GEMV/GEMM boundary, K tiles, activation chunks bit for bit", { skip: SKIP_REASON }, () => {
+// Repack kernels (rows % 8 == 0): Q4_0 switches at m = 6 | 7 (GEMV | GEMM), tiles K by 64 blocks
+// (cols = 2080: 65 blocks, one past a tile and 1 past a multiple of 8) and activations by 64 rows;
+// Q4_K GEMM (m >= 4) tiles K by 8 super-blocks (cols = 2304: 9) and mixes gemm/gemv rows (m % 4)
+test("matmul Q4_0 / Q4_K repack: GEMV/GEMM boundary, K tiles, activation chunks bit for bit", { skip: SKIP_REASON }, () => {
   const nb = new NativeBackend();
   const r = rng(SEED + 3);
-  for (const [rows, cols] of [[16, 2080], [24, 96]] as const) {
-    const w = randWeight(r, GgmlType.Q4_0, rows, cols, 2);
+  for (const [t, rows, cols] of [[GgmlType.Q4_0, 16, 2080], [GgmlType.Q4_0, 24, 96], [GgmlType.Q4_K, 16, 2304]] as const) {
+    const w = randWeight(r, t, rows, cols, 2);
     for (const m of [1, 4, 6, 7, 70]) {
       const x = randArray(r, m * cols);
       const want = new Float32Array(m * rows);
@@ -70,7 +71,7 @@ test("matmul Q4_0 repack: GEMV/GEMM boundary, K tiles, activation chunks bit for
       for (const path of paths()) withPath(path, () => {
         const got = new Float32Array(m * rows).fill(NaN);
         nb.matmul(got, x, m, w);
-        same(got, want, `${path} Q4_0 rows=${rows} cols=${cols} m=${m}`);
+        same(got, want, `${path} ${typeName(t)} rows=${rows} cols=${cols} m=${m}`);
       });
     }
   }
