@@ -75,6 +75,7 @@ struct Graph {
   // scratch, [cap rows] each
   int cap = 0;
   std::vector<float> x, h, q, k, v, attn, o, gate, up, gu, act, sel;
+  std::vector<double> rcos, rsin;  // [T, ropeDim/2] rope cos/sin of this step's positions (all layers)
   std::vector<SeqDesc> seqs;
 };
 
@@ -205,7 +206,60 @@ void reserve(Graph& g, int T) {
   g.x.resize(t * (size_t)g.H); g.h.resize(t * (size_t)g.H); g.o.resize(t * (size_t)g.H); g.sel.resize(t * (size_t)g.H);
   g.q.resize(t * qd); g.attn.resize(t * qd); g.k.resize(t * kd); g.v.resize(t * kd);
   g.gate.resize(t * (size_t)g.I); g.up.resize(t * (size_t)g.I); g.act.resize(t * (size_t)g.I); g.gu.resize(2 * t * (size_t)g.I);
+  g.rcos.resize(t * (size_t)(g.ropeDim / 2)); g.rsin.resize(t * (size_t)(g.ropeDim / 2));
   g.cap = t;
+}
+
+// The rope kernel (kern/ops.inc) recomputes cos/sin for every row of every call (60 calls a step);
+// the angles depend only on the position, so the step computes them once here, with the same
+// arithmetic (ggml: f32 theta chain, glibc cosf/sinf times mscale; else f64 cos/sin of pos * invFreq),
+// and rope_apply rotates with the kernel's exact formulas. test/kernels/graph.test.ts checks the bits
+// against the kernel path.
+void rope_angles(Graph& g, const int32_t* pos, int T) {
+  const int half = g.ropeDim / 2;
+  for (int r = 0; r < T; r++) {
+    double* cs = g.rcos.data() + (size_t)r * half;
+    double* sn = g.rsin.data() + (size_t)r * half;
+    if (!g.ggml) {
+      for (int i = 0; i < half; i++) {
+        const double th = (double)pos[r] * (double)g.invFreq[i];
+        cs[i] = cos(th) * (double)g.mscale;
+        sn[i] = sin(th) * (double)g.mscale;
+      }
+      continue;
+    }
+    float theta = (float)pos[r];
+    for (int i = 0; i < half; i++) {
+      const float ext = g.rg.freqFactors ? theta / g.rg.freqFactors[i] : theta;
+      const float t = g.rg.freqScale * ext;
+      cs[i] = cosf(t) * g.mscale;
+      sn[i] = sinf(t) * g.mscale;
+      theta = theta * g.rg.thetaScale;
+    }
+  }
+}
+
+void rope_apply(const Graph& g, float* x, int T, int nheads) {
+  const int half = g.ropeDim / 2, hd = g.hd, step = g.neox ? 1 : 2, other = g.neox ? half : 1;
+  for (int r = 0; r < T; r++) {
+    const double* cs = g.rcos.data() + (size_t)r * half;
+    const double* sn = g.rsin.data() + (size_t)r * half;
+    for (int h = 0; h < nheads; h++) {
+      float* b = x + (size_t)r * nheads * hd + (size_t)h * hd;
+      for (int i = 0; i < half; i++) {
+        float* a = b + i * step;
+        const float x0 = a[0], x1 = a[other];
+        if (g.ggml) {
+          const float c = (float)cs[i], s = (float)sn[i];
+          a[0] = fmaf(x0, c, -(x1 * s));
+          a[other] = fmaf(x0, s, x1 * c);
+        } else {
+          a[0] = (float)(x0 * cs[i] - x1 * sn[i]);
+          a[other] = (float)(x0 * sn[i] + x1 * cs[i]);
+        }
+      }
+    }
+  }
 }
 
 inline void mm(float* out, const float* x, int m, const WRef& w) {
@@ -230,8 +284,8 @@ void attention_block(Graph& g, const LayerG& w, const KvDesc& kv, int T, const i
   if (w.kNorm) K->rmsnorm(g.k.data(), g.k.data(), w.kNorm, T * g.nkv, g.hd, g.eps);
   if (g.ropeDim > 0) {
     Timed t(P_ROPE);
-    K->rope(g.q.data(), T, g.nh, pos, g.neox, g.hd, g.ropeDim, g.invFreq, g.mscale, g.ggml ? &g.rg : nullptr);
-    K->rope(g.k.data(), T, g.nkv, pos, g.neox, g.hd, g.ropeDim, g.invFreq, g.mscale, g.ggml ? &g.rg : nullptr);
+    rope_apply(g, g.q.data(), T, g.nh);
+    rope_apply(g, g.k.data(), T, g.nkv);
   }
   TIMED(P_KVW, K->write_kv(kv, g.k.data(), g.v.data(), slots, T));
   TIMED(P_ATTN, K->attention(g.attn.data(), g.q.data(), kv, g.seqs.data(), (int)g.seqs.size(), g.nh, g.scale, g.window));
@@ -342,6 +396,7 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
   bind_seqs(g, env, si, nsi, tb, ntb, numBlocks, tpb, (int)T);
   reserve(g, (int)(R > T ? R : T));
   const int n = (int)T;
+  if (g.ropeDim > 0) TIMED(P_ROPE, rope_angles(g, pos, n));
   TIMED(P_EMBED, g_kernels->embedding(g.x.data(), g.embed.data, g.embed.type, g.H, tok, n));
   for (int l = 0; l < L - 1; l++) {
     attention_block(g, g.layers[l], kv[l], n, pos, slots);

@@ -2,7 +2,8 @@
 // the same NativeBackend: logits and every KV-cache byte must be bit-identical (same kernels, same
 // order), on both kernel paths, over packed multi-sequence prefill + decode steps with unordered
 // logit rows, f16 and f32 KV, biases (qwen2), q/k norm (qwen3), GQA, tied and untied heads, a
-// sliding window; and bad input must throw typed errors, not touch memory.
+// sliding window, ggml's f32 rope cache and (yarn) f64 rope angles; and bad input must throw typed
+// errors, not touch memory.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ensureFixture } from "../../src/checkpoint/random-model.js";
@@ -60,7 +61,10 @@ describe("native step graph = op-by-op forward, bit for bit", { skip: !isNativeA
         try {
           assert.equal(m.model.fused, true, "NativeBackend models run the graph by default");
           const window = fx.id.startsWith("phi-3") ? 4 : m.config.slidingWindow;
-          const cfg = { ...m.config, slidingWindow: window };
+          // one fixture with yarn scaling: the f64 rope angles (no ggml cache) and mscale != 1
+          const ropeScaling = fx.id.startsWith("llama-spm Q4_0")
+            ? { type: "yarn" as const, factor: 4, originalMaxPositions: 512, betaFast: 32, betaSlow: 1 } : m.config.ropeScaling;
+          const cfg = { ...m.config, slidingWindow: window, ropeScaling };
           const fused = new LlamaModel(cfg, m.weights, be), ops = new LlamaModel(cfg, m.weights, be, { fused: false });
           assert.equal(ops.fused, false);
           const reuse = new Float32Array(4 * cfg.vocabSize + 5);
