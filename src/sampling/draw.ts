@@ -35,6 +35,8 @@ export class DrawScratch {
   idx = new Int32Array(0);
   val = new Float32Array(0);
   w = new Float64Array(0);
+  /** histogram bin of each listed token */
+  bin = new Int32Array(0);
   /** per-block weight sums (select.ts sumWeightBlocks) */
   blocks = new Float64Array(0);
   /** cut-bin candidates of the nucleus: ids, logits (and their bits), packed sort keys */
@@ -46,6 +48,8 @@ export class DrawScratch {
   numCand = 0;
   /** top-p histogram (select.ts listHistogram): 64 bins per octave of weight, bin 0 the heaviest */
   bins = new Float64Array(WEIGHT_BINS);
+  /** subsampled weight histogram of the tokens outside the first top-p list */
+  sub = new Float64Array(WEIGHT_BINS);
   ensureK(k: number): void {
     if (this.idx.length < k) this.idx = new Int32Array(k);
     if (this.val.length < k) this.val = new Float32Array(k);
@@ -54,6 +58,7 @@ export class DrawScratch {
     if (this.w.length < vocab) this.w = new Float64Array(vocab);
     if (this.blocks.length < Math.ceil(vocab / WEIGHT_BLOCK)) this.blocks = new Float64Array(Math.ceil(vocab / WEIGHT_BLOCK));
     if (this.idx.length < vocab) this.idx = new Int32Array(vocab);
+    if (this.bin.length < vocab) this.bin = new Int32Array(vocab);
     if (this.cid.length < vocab) {
       this.cid = new Int32Array(vocab);
       this.cx = new Float32Array(vocab);
@@ -121,10 +126,11 @@ export function drawFull(row: Float32Array, vocab: number, f: Filters, u: number
  * Any list of exactly the tokens above some logit whose mass reaches target contains the nucleus,
  * so the bins need only be built over such a list:
  *  1. One exp pass sums w, lists the tokens whose weight is within e^-Y of the max (x >= x1,
- *     Y = ln(topP / (1 - topP)) + LIST_NATS: a handful for a peaked row), and bins every
- *     SUBSAMPLE-th token's weight.
- *  2. If the list's mass falls short (a flat row), the subsampled histogram (x SUBSAMPLE) locates
- *     the cut approximately; one compare-prefiltered pass lists bins 0..b_est + NUCLEUS_SLACK.
+ *     Y = ln(topP / (1 - topP)) + LIST_NATS: a handful for a peaked row), and bins the weight of
+ *     every SUBSAMPLE-th other token.
+ *  2. If the list's mass falls short (a flat row), the list's bins plus SUBSAMPLE x the subsampled
+ *     bins locate the cut approximately (b_est); one compare-prefiltered pass lists bins
+ *     0..b_est + NUCLEUS_SLACK.
  *  3. If even that falls short (the estimate was off), the whole row is binned (one more exp pass).
  * The draw scans bins < b in list (id) order, then the sorted prefix of bin b.
  */
@@ -133,23 +139,26 @@ function drawNucleus(
 ): number {
   const invT = f.invT;
   const bins = s.bins;
-  bins.fill(0);
+  const sub = s.sub;
+  sub.fill(0);
   const x1 = Math.max(floor, xmax - (Math.log(f.topP / (1 - f.topP)) + LIST_NATS) / invT);
-  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, x1, s.idx, s.w, bins);
+  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, x1, s.idx, s.w, s.bin, sub);
   const target = f.topP * sum;
-  let n = gatheredCount();
-  if (listedMass(s.w, n) < target && x1 > floor) {
-    const bmax = Math.min(WEIGHT_BINS - 1, cutBin(bins, target / SUBSAMPLE) + NUCLEUS_SLACK);
-    n = gatherUpTo(row, vocab, xmax, floor, invT, bmax, s.idx, s.w);
-    if (listedMass(s.w, n) < target && bmax < WEIGHT_BINS - 1) {
+  s.numKeep = gatheredCount();
+  listHistogram(s, bins);
+  if (listedMass(s.w, s.numKeep) < target && x1 > floor) {
+    // estimated histogram: the list's exact bins + SUBSAMPLE x the subsampled bins of the rest
+    for (let j = 0; j < WEIGHT_BINS; j++) bins[j] += SUBSAMPLE * sub[j];
+    const bmax = Math.min(WEIGHT_BINS - 1, cutBin(bins, target) + NUCLEUS_SLACK);
+    bins.fill(0);
+    s.numKeep = gatherUpTo(row, vocab, xmax, floor, invT, bmax, s.idx, s.w, s.bin, bins);
+    if (listedMass(s.w, s.numKeep) < target && bmax < WEIGHT_BINS - 1) {
       weightHistogram(row, vocab, xmax, floor, invT, bins);
       gatherBins(row, vocab, xmax, floor, invT, cutBin(bins, target), s);
       return drawCut(row, vocab, target, u, xmax, invT, s);
     }
   }
-  s.numKeep = n;
-  listHistogram(row, xmax, invT, s, bins);
-  splitByBin(row, xmax, invT, cutBin(bins, target), s);
+  splitByBin(row, cutBin(bins, target), s);
   return drawCut(row, vocab, target, u, xmax, invT, s);
 }
 

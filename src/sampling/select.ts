@@ -30,7 +30,8 @@ function expIndex(y: number): number {
 /** exp(y) for EXP_MIN_ARG <= y <= 0, given k = expIndex(y). */
 function expAt(y: number, k: number): number {
   const r = (y - k * LN2_HI_64) - k * LN2_LO_64;
-  const p = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120)))));
+  const r2 = r * r;
+  const p = (1 + r) + r2 * ((0.5 + r * (1 / 6)) + r2 * (1 / 24 + r * (1 / 120))); // Estrin: shorter dependency chain than Horner
   return EXP_POW2[0 - (k >> 6)] * EXP_FRAC[k & 63] * p; // 0 - j, not -j: -0 is not an array index (deopt)
 }
 
@@ -104,6 +105,8 @@ export function scanWeightBlocks(
 export interface WeightList {
   idx: Int32Array;
   w: Float64Array;
+  /** histogram bin of each listed token (binOfIndex) */
+  bin: Int32Array;
   numKeep: number;
   /** tokens of the cut bin (splitByBin): ids and logits */
   cid: Int32Array;
@@ -119,14 +122,14 @@ export const SUBSAMPLE = 32;
 
 /**
  * Σw over the kept tokens (id order); tokens with x >= xlist also go, with their weight, into
- * idx/w (vocab entries; the count is then gatheredCount()), and the weights of the tokens whose id
- * is a multiple of SUBSAMPLE are binned into `sub` [WEIGHT_BINS] (not reset here): an estimate of
- * the weight histogram for rows whose nucleus reaches past the list. Rarely taken branches: see
- * primeFeedback.
+ * idx/w (vocab entries; the count is then gatheredCount()), and the weights of the other tokens
+ * whose id is a multiple of SUBSAMPLE are binned into `sub` [WEIGHT_BINS] (not reset here): with
+ * the list's exact histogram, an estimate of the whole histogram for rows whose nucleus reaches
+ * past the list. Rarely taken branches: see primeFeedback.
  */
 export function sumWeightsGather(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
-  idx: Int32Array, w: Float64Array, sub: Float64Array,
+  idx: Int32Array, w: Float64Array, bin: Int32Array, sub: Float64Array,
 ): number {
   let n = 0;
   let sum = 0;
@@ -140,21 +143,24 @@ export function sumWeightsGather(
     sum += wi;
     if (x >= xlist) {
       idx[n] = i;
+      bin[n] = binOfIndex(k);
       w[n++] = wi;
+    } else if (i % SUBSAMPLE === 0) {
+      sub[binOfIndex(k)] += wi;
     }
-    if (i % SUBSAMPLE === 0) sub[binOfIndex(k)] += wi;
   }
   gathered = n;
   return sum;
 }
 
 /**
- * Tokens of bins 0..bmax with their weights into idx/w (id order); returns the count. x >= xlo is
- * a superset of "bin <= bmax", so the exact bin is computed only for the tokens near the top.
+ * Tokens of bins 0..bmax with their weights and bins into idx/w/bin (id order), their weights also
+ * added into `bins` (the caller resets it); returns the count. x >= xlo is a superset of "bin <=
+ * bmax", so the exact bin is computed only for the tokens near the top.
  */
 export function gatherUpTo(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, bmax: number,
-  idx: Int32Array, w: Float64Array,
+  idx: Int32Array, w: Float64Array, bin: Int32Array, bins: Float64Array,
 ): number {
   const xlo = binFloor(xmax, floor, invT, bmax);
   let n = 0;
@@ -164,9 +170,13 @@ export function gatherUpTo(
     const y = (x - xmax) * invT;
     if (!(y >= EXP_MIN_ARG)) continue;
     const k = expIndex(y);
-    if (binOfIndex(k) > bmax) continue;
+    const b = binOfIndex(k);
+    if (b > bmax) continue;
+    const wi = expAt(y, k);
     idx[n] = i;
-    w[n++] = expAt(y, k);
+    bin[n] = b;
+    w[n++] = wi;
+    bins[b] += wi;
   }
   return n;
 }
@@ -195,20 +205,18 @@ function binOfIndex(k: number): number {
 }
 
 /** Weight of each bin over the listed tokens into `bins` [WEIGHT_BINS] (reset here). */
-export function listHistogram(row: Float32Array, xmax: number, invT: number, l: WeightList, bins: Float64Array): void {
+export function listHistogram(l: WeightList, bins: Float64Array): void {
   bins.fill(0);
-  for (let j = 0; j < l.numKeep; j++) {
-    const y = (row[l.idx[j]] - xmax) * invT;
-    if (y >= EXP_MIN_ARG) bins[binOf(y)] += l.w[j];
-  }
+  const { bin, w } = l;
+  for (let j = 0; j < l.numKeep; j++) bins[bin[j]] += w[j];
 }
 
 /**
  * Splits the list in place: tokens of bins < b stay in l.idx/l.w (order kept), tokens of bin b go to
  * l.cid/l.cx (order kept), the rest are dropped.
  */
-export function splitByBin(row: Float32Array, xmax: number, invT: number, b: number, l: WeightList): void {
-  splitLoop(row, xmax, invT, b, l);
+export function splitByBin(row: Float32Array, b: number, l: WeightList): void {
+  splitLoop(row, b, l);
   l.numKeep = splitKeep;
   l.numCand = splitCand;
 }
@@ -216,20 +224,18 @@ export function splitByBin(row: Float32Array, xmax: number, invT: number, b: num
 let splitKeep = 0;
 let splitCand = 0;
 
-function splitLoop(row: Float32Array, xmax: number, invT: number, b: number, l: WeightList): number {
+function splitLoop(row: Float32Array, b: number, l: WeightList): number {
+  const { idx, w, bin, cid, cx } = l;
   let nKeep = 0;
   let nCand = 0;
   for (let j = 0; j < l.numKeep; j++) {
-    const t = l.idx[j];
-    const y = (row[t] - xmax) * invT;
-    if (!(y >= EXP_MIN_ARG)) continue;
-    const bin = binOf(y);
-    if (bin < b) {
-      l.idx[nKeep] = t;
-      l.w[nKeep++] = l.w[j];
-    } else if (bin === b) {
-      l.cid[nCand] = t;
-      l.cx[nCand++] = row[t];
+    const bj = bin[j];
+    if (bj < b) {
+      idx[nKeep] = idx[j];
+      w[nKeep++] = w[j];
+    } else if (bj === b) {
+      cid[nCand] = idx[j];
+      cx[nCand++] = row[idx[j]];
     }
   }
   splitKeep = nKeep;
@@ -475,11 +481,12 @@ function primeFeedback(): void {
   sumWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks);
   scanWeightBlocks(row, n, xmax, -Number.MAX_VALUE, 1, blocks, 0.5 * blocks[0]);
   const bins = new Float64Array(WEIGHT_BINS);
-  sumWeightsGather(row, n, xmax, -Number.MAX_VALUE, 1, 2.95, idx, w, bins);
-  gatherUpTo(row, n, xmax, -Number.MAX_VALUE, 1, 4, idx, w);
-  const l: WeightList = { idx, w, numKeep: gathered, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0 };
-  listHistogram(row, xmax, 1, l, bins);
-  splitByBin(row, xmax, 1, 4, l);
+  const bin = new Int32Array(n);
+  sumWeightsGather(row, n, xmax, -Number.MAX_VALUE, 1, 2.95, idx, w, bin, bins);
+  gatherUpTo(row, n, xmax, -Number.MAX_VALUE, 1, 4, idx, w, bin, bins);
+  const l: WeightList = { idx, w, bin, numKeep: gathered, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0 };
+  listHistogram(l, bins);
+  splitByBin(row, 4, l);
   weightHistogram(row, n, xmax, -Number.MAX_VALUE, 1, bins);
   gatherBins(row, n, xmax, -Number.MAX_VALUE, 1, 4, l);
   logSumExpRank(row, n, 1, { lse: 0, rank: 0 });
