@@ -25,8 +25,8 @@ export interface Filters {
 const SMALL_SORT = 32;
 /** Width of the first top-p list beyond ln(topP / (1 - topP)), in nats of weight (see drawNucleus). */
 const LIST_NATS = 6;
-/** Bins (1/64 octave each) listed past the subsample's estimate of the cut: one octave of weight. */
-const NUCLEUS_SLACK = 64;
+/** Bins (1/64 octave each) listed past the subsample's estimate of the cut: 3/8 octave of weight. */
+const NUCLEUS_SLACK = 24;
 /** Packed sort keys hold the token id in their low 21 bits (vocabularies up to 2 097 152). */
 const ID_RANGE = 2 ** 21;
 

@@ -17,16 +17,22 @@
 //   -- the logits rows now hold the processed logits (modified in place: callers that need the
 //      raw logits, e.g. returnGenerationLogits, copy them before calling sample) --
 //   7. greedy rows: argmax (ties: lowest id). Done.
-//   8. temperature T: folded into the weights w_i = exp((x_i - x_max) / T), never written back;
+//   8. temperature T: folded into the weights w_i = exp((x_i - x_max) / T) (float64, a table-
+//      driven exp within 2 ulp of Math.exp: select.ts), never written back;
 //   9. min_p: keep x_i >= x_max + T·ln(min_p)  (<=> p_i >= min_p · p_max);
 //  10. top_k: one-pass heap selection of the k best (no sort of the vocabulary);
-//  11. top_p (after top-p decay): smallest prefix of the survivors, sorted by probability, whose
-//      renormalized mass reaches top_p. With top_k the survivors are <= k tokens; without it a
-//      histogram of log-probabilities finds the cut bin in one pass and only the tokens at or
-//      above that bin are sorted;
-//  12. draw: u = Philox(seed, step, stream) in [0,1); the first survivor (in the order above: by
-//      probability after top-k/top-p, by id otherwise) at which the cumulative weight exceeds
-//      u · Σw is the token.
+//  11. top_p (after top-p decay): smallest prefix of the survivors, sorted by probability (logit
+//      desc, id asc), whose renormalized mass reaches top_p. With top_k the survivors are <= k
+//      tokens; without it the one weight pass also lists the tokens near the top, and a weight
+//      histogram of that list (or, for flat rows, of a range located by a subsampled histogram)
+//      finds the cut bin; only the cut bin is sorted (draw.ts drawNucleus);
+//  12. draw: u = Philox(seed, step, stream) in [0,1); the first survivor at which the cumulative
+//      weight exceeds u · Σw is the token, survivors taken in a fixed order: by probability after
+//      top_k; with top_p alone, the bins above the cut in id order, then the cut bin's prefix by
+//      probability; by id otherwise (the no-top_p scan skips whole 2048-id blocks by their sums).
+//      Each token thus owns one interval of u of length its probability (exact; the stratified-u
+//      test in sampling-distribution.test.ts checks every path).
+// Cost at batch 64 x 152k vocabulary: see docs/PERF.md (bench:sampling).
 // min_p and top_k both keep a prefix of the tokens sorted by logit, so applying them in either
 // order gives the same set; top_p then renormalizes over what is left (TRT-LLM order).
 import { ValidationError } from "../errors.js";

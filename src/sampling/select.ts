@@ -118,7 +118,7 @@ export interface WeightList {
 let gathered = 0;
 
 /** Every SUBSAMPLE-th token (ids multiple of it) feeds the coarse histogram of sumWeightsGather. */
-export const SUBSAMPLE = 32;
+export const SUBSAMPLE = 32; // a power of two (the pass tests i & (SUBSAMPLE - 1))
 
 /**
  * Σw over the kept tokens (id order); tokens with x >= xlist also go, with their weight, into
@@ -145,7 +145,7 @@ export function sumWeightsGather(
       idx[n] = i;
       bin[n] = binOfIndex(k);
       w[n++] = wi;
-    } else if (i % SUBSAMPLE === 0) {
+    } else if ((i & (SUBSAMPLE - 1)) === 0) {
       sub[binOfIndex(k)] += wi;
     }
   }

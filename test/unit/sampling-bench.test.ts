@@ -1,7 +1,7 @@
 // Micro-benchmark (prints, does not gate on time): one sampling step for a batch of 64 rows over a
 // 152064-token vocabulary (Qwen2's), for greedy, top_k=50 + top_p=0.9, top_p=0.9 alone (whole-
-// vocabulary path) and top_k=50 + top_p=0.9 with 5 logprobs (the last two, ~20x slower, only with
-// SAMPLING_BENCH_FULL=1). Prints the median ms per step of SAMPLING_BENCH_STEPS steps (default 3).
+// vocabulary path) and top_k=50 + top_p=0.9 with 5 logprobs (the last two, each a full exp pass
+// over the vocabulary, only with SAMPLING_BENCH_FULL=1; npm run bench:sampling is the real bench). Prints the median ms per step of SAMPLING_BENCH_STEPS steps (default 3).
 // Asserts only that the tokens are right for greedy and lie in the top 50 for top-k.
 //   SAMPLING_BENCH_FULL=1 SAMPLING_BENCH_STEPS=7 node --import tsx --test test/unit/sampling-bench.test.ts
 import { test } from "node:test";
