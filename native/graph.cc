@@ -239,7 +239,7 @@ void rope_angles(Graph& g, const int32_t* pos, int T) {
   }
 }
 
-void rope_apply(const Graph& g, float* x, int T, int nheads) {
+__attribute__((always_inline)) inline void rope_apply_body(const Graph& g, float* x, int T, int nheads) {
   const int half = g.ropeDim / 2, hd = g.hd, step = g.neox ? 1 : 2, other = g.neox ? half : 1;
   for (int r = 0; r < T; r++) {
     const double* cs = g.rcos.data() + (size_t)r * half;
@@ -260,6 +260,17 @@ void rope_apply(const Graph& g, float* x, int T, int nheads) {
       }
     }
   }
+}
+
+// fmaf is exact either way; with the AVX2 kernels active it is one instruction instead of a libm call
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void rope_apply_fma(const Graph& g, float* x, int T, int nheads) { rope_apply_body(g, x, T, nheads); }
+#endif
+void rope_apply(const Graph& g, float* x, int T, int nheads) {
+#if defined(__x86_64__)
+  if (g_kernels == avx2_kernels()) { rope_apply_fma(g, x, T, nheads); return; }
+#endif
+  rope_apply_body(g, x, T, nheads);
 }
 
 inline void mm(float* out, const float* x, int m, const WRef& w) {
