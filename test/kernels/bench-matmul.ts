@@ -1,5 +1,7 @@
 // Matmul throughput on TinyLlama-sized matrices (not a test; run by hand):
 //   node --import tsx test/kernels/bench-matmul.ts [Q4_0|Q8_0|F16|Q4_K|Q6_K ...]
+// env: TLLM_THREADS, BENCH_M (list of m), BENCH_ROWS / BENCH_COLS (default 5632 x 2048; SmolLM2's
+// largest: 1536 x 576).
 // GEMV (m = 1): GB/s of weight bytes streamed, rotating over enough distinct matrices to exceed
 // the last-level cache (as a decode step does). GEMM (m = 64, 512): GFLOP/s.
 import { GgmlType, rowBytes } from "../../src/backends/dtypes.js";
@@ -8,7 +10,7 @@ import type { WeightTensor } from "../../src/backends/backend.js";
 import { quantizeRow } from "../../src/backends/reference/quant.js";
 import { randArray, rng } from "./native-helpers.js";
 
-const ROWS = 5632, COLS = 2048;
+const ROWS = Number(process.env.BENCH_ROWS ?? 5632), COLS = Number(process.env.BENCH_COLS ?? 2048);
 const r = rng(1);
 
 function makeWeight(t: GgmlType): WeightTensor {

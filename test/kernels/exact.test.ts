@@ -58,11 +58,14 @@ test("matmul: native = reference bit for bit (F32, F16, Q4_0, Q8_0, Q4_K, Q6_K)"
 
 // Repack kernels (rows % 8 == 0): Q4_0 switches at m = 6 | 7 (GEMV | GEMM), tiles K by 64 blocks
 // (cols = 2080: 65 blocks, one past a tile and 1 past a multiple of 8) and activations by 64 rows;
-// Q4_K GEMM (m >= 4) tiles K by 8 super-blocks (cols = 2304: 9) and mixes gemm/gemv rows (m % 4)
-test("matmul Q4_0 / Q4_K repack: GEMV/GEMM boundary, K tiles, activation chunks bit for bit", { skip: SKIP_REASON }, () => {
+// Q4_K GEMM (m >= 4) tiles K by 8 super-blocks (cols = 2304: 9) and mixes gemm/gemv rows (m % 4);
+// Q8_0 GEMM: row pairs (odd last row), 64-row activation chunks; F16 GEMM: 12-row tiles, 4 x 3 blocks
+test("matmul GEMM/GEMV kernels: boundaries, K tiles, activation chunks bit for bit", { skip: SKIP_REASON }, () => {
   const nb = new NativeBackend();
   const r = rng(SEED + 3);
-  for (const [t, rows, cols] of [[GgmlType.Q4_0, 16, 2080], [GgmlType.Q4_0, 24, 96], [GgmlType.Q4_K, 16, 2304]] as const) {
+  const cases = [[GgmlType.Q4_0, 16, 2080], [GgmlType.Q4_0, 24, 96], [GgmlType.Q4_K, 16, 2304], [GgmlType.Q8_0, 17, 96],
+    [GgmlType.F16, 25, 48]] as const;
+  for (const [t, rows, cols] of cases) {
     const w = randWeight(r, t, rows, cols, 2);
     for (const m of [1, 4, 6, 7, 70]) {
       const x = randArray(r, m * cols);

@@ -94,6 +94,10 @@ test("matmul splits large problems across the pool and still matches", { skip: S
       for (const t of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16, GgmlType.Q4_K, GgmlType.Q6_K]) {
         for (const m of [1, 5, 16, 40]) checkOne(nb, r, t, 301, 1024, m, path);
       }
+      // rows % 8 == 0: the repack kernels (Q4_0 GEMV up to m = 6, GEMM above; Q4_K GEMM from m = 4)
+      for (const t of [GgmlType.Q4_0, GgmlType.Q4_K]) {
+        for (const m of [1, 6, 7, 40]) checkOne(nb, r, t, 304, 1024, m, path);
+      }
     });
   }
 });
