@@ -8,7 +8,7 @@
 // the tokens near the top (top_p: the nucleus is resolved within that list, see drawNucleus).
 // The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
 import {
-  argmax, gatherBins, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, selectTopK, splitByBin, sumWeightBlocks, sumWeightsGather,
+  argmax, gatherBins, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, splitByBin, sumWeightBlocks, sumWeightsGather,
   SUBSAMPLE, WEIGHT_BINS, WEIGHT_BLOCK, weightHistogram, weightOf,
 } from "./select.js";
 
@@ -248,4 +248,105 @@ function packedSort(n: number, s: DrawScratch): void {
   }
   keys.subarray(0, n).sort();
   for (let j = 0; j < n; j++) ids[j] = keys[j] % ID_RANGE;
+}
+
+// ---- top-k selection (also used by logprobs.ts for the top logprobs) ----
+// Order convention: higher value first, equal values by lower token id first; NaN and -Infinity
+// (banned) are never selected.
+
+/**
+ * Top-k by a bounded min-heap in one pass (O(V) compares, O(log k) per accepted element; most of a
+ * 152k vocab fails the first compare against the heap root). Writes the selected ids and values into
+ * outIdx/outVal sorted (value desc, id asc) and returns how many (≤ k; fewer when fewer than k
+ * tokens are above -Infinity). Scratch arrays must hold k entries.
+ */
+export function selectTopK(
+  row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array,
+): number {
+  const size = heapSelect(row, vocab, k, outIdx, outVal);
+  sortDesc(outIdx, outVal, size);
+  return size;
+}
+
+/** The selection loop of selectTopK (nothing after the loop but a return: see select.ts primeFeedback). */
+function heapSelect(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number {
+  let size = 0;
+  let thr = -Infinity; // a candidate must beat this: -Infinity until the heap is full, then its root
+  for (let i = 0; i < vocab; i++) {
+    const x = row[i];
+    if (!(x > thr)) continue;
+    if (size < k) {
+      heapPush(outIdx, outVal, size++, i, x);
+      if (size === k) thr = outVal[0];
+    } else {
+      // a tie with the root loses: the root has the lower id (ids are scanned in increasing order)
+      outIdx[0] = i;
+      outVal[0] = x;
+      siftDown(outIdx, outVal, size, 0);
+      thr = outVal[0];
+    }
+  }
+  return size;
+}
+
+/** heap order: a is "worse" (nearer the root) than b when lower value, or equal value and higher id */
+function worse(va: number, ia: number, vb: number, ib: number): boolean {
+  return va < vb || (va === vb && ia > ib);
+}
+
+function heapPush(idx: Int32Array, val: Float32Array, pos: number, i: number, x: number): void {
+  while (pos > 0) {
+    const parent = (pos - 1) >> 1;
+    if (!worse(x, i, val[parent], idx[parent])) break;
+    idx[pos] = idx[parent];
+    val[pos] = val[parent];
+    pos = parent;
+  }
+  idx[pos] = i;
+  val[pos] = x;
+}
+
+function siftDown(idx: Int32Array, val: Float32Array, size: number, pos: number): void {
+  const i0 = idx[pos];
+  const x0 = val[pos];
+  for (;;) {
+    let c = 2 * pos + 1;
+    if (c >= size) break;
+    if (c + 1 < size && worse(val[c + 1], idx[c + 1], val[c], idx[c])) c++;
+    if (!worse(val[c], idx[c], x0, i0)) break;
+    idx[pos] = idx[c];
+    val[pos] = val[c];
+    pos = c;
+  }
+  idx[pos] = i0;
+  val[pos] = x0;
+}
+
+/** Insertion sort for small k, else heap-extract; (value desc, id asc). In place. */
+function sortDesc(idx: Int32Array, val: Float32Array, n: number): void {
+  if (n <= 64) {
+    for (let a = 1; a < n; a++) {
+      const i = idx[a];
+      const x = val[a];
+      let b = a - 1;
+      while (b >= 0 && worse(val[b], idx[b], x, i)) {
+        idx[b + 1] = idx[b];
+        val[b + 1] = val[b];
+        b--;
+      }
+      idx[b + 1] = i;
+      val[b + 1] = x;
+    }
+    return;
+  }
+  // idx/val already form a min-heap on `worse`: pop the worst to the back repeatedly
+  for (let end = n - 1; end > 0; end--) {
+    const ti = idx[0];
+    const tx = val[0];
+    idx[0] = idx[end];
+    val[0] = val[end];
+    idx[end] = ti;
+    val[end] = tx;
+    siftDown(idx, val, end, 0);
+  }
 }

@@ -2,7 +2,8 @@
 // Logprobs are those of the RAW model distribution: log_softmax of the logits as the model produced
 // them, before bias, penalties, temperature and the top-k/top-p/min-p filters. This is TensorRT-LLM's
 // PyTorch-backend default (LogprobMode.RAW) and vLLM's default ("raw_logprobs").
-import { logSumExpRank, selectTopK } from "./select.js";
+import { selectTopK } from "./draw.js";
+import { logSumExpRank } from "./select.js";
 
 export interface TopLogprob {
   token: number;

@@ -1,11 +1,11 @@
-// Row primitives over one logits row [vocab] f32: sorting-free selection, a table-driven exp and
-// the whole-vocabulary weight passes built on it. Order convention everywhere: higher value first,
-// equal values by lower token id first. NaN never wins; -Infinity (banned) is never selected by
-// selectTopK and has weight 0.
+// Row primitives over one logits row [vocab] f32: argmax / max, a table-driven exp and the
+// whole-vocabulary weight passes built on it (top-k heap selection is in draw.ts). Ties go to the
+// lower token id; NaN never wins; -Infinity (banned) has weight 0.
 //
-// Every loop over the vocabulary that calls exp lives in this file, next to expIndex/expAt: V8 does
-// not inline a function imported from another ES module into a hot loop (measured under tsx: 15 ms
-// instead of 2 ms per 152k-token pass), while calls within one module are inlined.
+// Every loop over the vocabulary that calls exp lives in this file, next to expIndex/expAt, so the
+// exp is always inlined into it: called through another module's import binding it was not in a
+// measurement (a script loaded through tsx's CommonJS interop: 15 ms instead of 2 ms per
+// 152k-token pass).
 
 // ---- exp(y) for y <= 0, ~3x faster than Math.exp in V8 (which is an out-of-line call) ----
 // y = k·ln2/64 + r with k = round(y·64/ln2) and |r| <= ln2/128; exp(y) = 2^(k>>6) · 2^((k&63)/64)
@@ -361,108 +361,6 @@ export function rowMax(row: Float32Array, vocab: number): number {
 }
 
 /**
- * Top-k by a bounded min-heap in one pass (O(V) compares, O(log k) per accepted element; most of a
- * 152k vocab fails the first compare against the heap root). Writes the selected ids and values into
- * outIdx/outVal sorted (value desc, id asc) and returns how many (≤ k; fewer when fewer than k
- * tokens are above -Infinity). Scratch arrays must hold k entries.
- */
-export function selectTopK(
-  row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array,
-): number {
-  const size = heapSelect(row, vocab, k, outIdx, outVal);
-  sortDesc(outIdx, outVal, size);
-  return size;
-}
-
-/** The selection loop of selectTopK (nothing after the loop but a return: see sumWeightsGather). */
-function heapSelect(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number {
-  let size = 0;
-  let thr = -Infinity; // a candidate must beat this: -Infinity until the heap is full, then its root
-  for (let i = 0; i < vocab; i++) {
-    const x = row[i];
-    if (!(x > thr)) continue;
-    if (size < k) {
-      heapPush(outIdx, outVal, size++, i, x);
-      if (size === k) thr = outVal[0];
-    } else {
-      // a tie with the root loses: the root has the lower id (ids are scanned in increasing order)
-      outIdx[0] = i;
-      outVal[0] = x;
-      siftDown(outIdx, outVal, size, 0);
-      thr = outVal[0];
-    }
-  }
-  return size;
-}
-
-/** heap order: a is "worse" (nearer the root) than b when lower value, or equal value and higher id */
-function worse(va: number, ia: number, vb: number, ib: number): boolean {
-  return va < vb || (va === vb && ia > ib);
-}
-
-function heapPush(idx: Int32Array, val: Float32Array, pos: number, i: number, x: number): void {
-  while (pos > 0) {
-    const parent = (pos - 1) >> 1;
-    if (!worse(x, i, val[parent], idx[parent])) break;
-    idx[pos] = idx[parent];
-    val[pos] = val[parent];
-    pos = parent;
-  }
-  idx[pos] = i;
-  val[pos] = x;
-}
-
-function siftDown(idx: Int32Array, val: Float32Array, size: number, pos: number): void {
-  const i0 = idx[pos];
-  const x0 = val[pos];
-  for (;;) {
-    let c = 2 * pos + 1;
-    if (c >= size) break;
-    if (c + 1 < size && worse(val[c + 1], idx[c + 1], val[c], idx[c])) c++;
-    if (!worse(val[c], idx[c], x0, i0)) break;
-    idx[pos] = idx[c];
-    val[pos] = val[c];
-    pos = c;
-  }
-  idx[pos] = i0;
-  val[pos] = x0;
-}
-
-/** Insertion sort for small k, else heap-extract; (value desc, id asc). In place. */
-function sortDesc(idx: Int32Array, val: Float32Array, n: number): void {
-  if (n <= 64) {
-    for (let a = 1; a < n; a++) {
-      const i = idx[a];
-      const x = val[a];
-      let b = a - 1;
-      while (b >= 0 && worse(val[b], idx[b], x, i)) {
-        idx[b + 1] = idx[b];
-        val[b + 1] = val[b];
-        b--;
-      }
-      idx[b + 1] = i;
-      val[b + 1] = x;
-    }
-    return;
-  }
-  // idx/val already form a min-heap on `worse`: pop the worst to the back repeatedly
-  for (let end = n - 1; end > 0; end--) {
-    const ti = idx[0];
-    const tx = val[0];
-    idx[0] = idx[end];
-    val[0] = val[end];
-    idx[end] = ti;
-    val[end] = tx;
-    siftDown(idx, val, end, 0);
-  }
-}
-
-/** Sorts ids in place by (weight desc, id asc); `weights` is indexed by token id. */
-export function sortIdsByWeight(ids: Int32Array, n: number, weights: Float32Array): void {
-  ids.subarray(0, n).sort((a, b) => weights[b] - weights[a] || a - b);
-}
-
-/**
  * V8 compiles a long loop on-stack (OSR) while its first call is still running, and caches that
  * code per loop. Code after the loop or in a branch not yet taken has no type feedback then; if it
  * needs some (a field store, a call, a typed-array store), the cached OSR code deoptimizes there on
@@ -490,7 +388,6 @@ function primeFeedback(): void {
   weightHistogram(row, n, xmax, -Number.MAX_VALUE, 1, bins);
   gatherBins(row, n, xmax, -Number.MAX_VALUE, 1, 4, l);
   logSumExpRank(row, n, 1, { lse: 0, rank: 0 });
-  selectTopK(row, n, 2, new Int32Array(2), new Float32Array(2));
   argmax(row, n);
   rowMax(row, n);
 }
