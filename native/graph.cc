@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "addon.h"
+#include "graph.h"
 
 namespace tllm {
+namespace graph {
 namespace {
 
-struct WRef { const uint8_t* data; int type; int rows; int cols; };
 
 // Optional per-op wall-time profile (graphProfile(true) turns it on): ns and calls per op kind.
 enum Op { P_EMBED, P_NORM, P_QKV, P_BIAS, P_ROPE, P_KVW, P_ATTN, P_WO, P_ADD, P_GATEUP, P_SILU, P_DOWN, P_HEAD, P_N };
@@ -51,153 +51,6 @@ struct Timed {
   }
 };
 #define TIMED(op, stmt) do { Timed _t(op); stmt; } while (0)
-
-struct LayerG {
-  const float* attnNorm; const float* ffnNorm;
-  WRef wq, wk, wv, wo, wGate, wUp, wDown;
-  const float *bq, *bk, *bv, *bo, *qNorm, *kNorm;  // nullptr when absent
-};
-
-struct Graph {
-  int H = 0, nh = 0, nkv = 0, hd = 0, I = 0, vocab = 0;
-  float eps = 0, scale = 0;
-  int window = 0;
-  int neox = 0, ropeDim = 0;
-  const float* invFreq = nullptr;
-  float mscale = 1;
-  bool ggml = false;
-  RopeGgml rg{0.f, 1.f, nullptr};
-  WRef embed{}, lmHead{};
-  const float* finalNorm = nullptr;
-  std::vector<LayerG> layers;
-  Napi::ObjectReference spec;                      // keeps every typed array alive
-  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers;  // distinct weight buffers (detach check)
-  // scratch, [cap rows] each
-  int cap = 0;
-  std::vector<float> x, h, q, k, v, attn, o, gate, up, gu, act, sel;
-  std::vector<double> rcos, rsin;  // [T, ropeDim/2] rope cos/sin of this step's positions (all layers)
-  std::vector<SeqDesc> seqs;
-};
-
-const float* f32_field(const Napi::Object& o, const char* key, size_t need, bool optional) {
-  Napi::Value v = o.Get(key);
-  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(o.Env(), std::string(key) + ": expected a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() < need)
-    throw Napi::RangeError::New(o.Env(), std::string(key) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
-                                             std::to_string(need));
-  return a.ElementLength() ? a.Data() : nullptr;
-}
-
-int int_field(const Napi::Object& o, const char* key, int lo, int hi) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + ": expected a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= lo && d <= hi) || d != (double)(int64_t)d)
-    throw Napi::RangeError::New(o.Env(), std::string(key) + "=" + std::to_string(d) + ": out of range");
-  return (int)d;
-}
-
-double num_field(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + ": expected a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-// {data: Uint8Array, dtype, rows, cols} with rows x cols as expected
-WRef weight_field(Graph& g, const Napi::Object& o, const char* key, int rows, int cols) {
-  Napi::Env env = o.Env();
-  Napi::Value v = o.Get(key);
-  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(key) + ": expected a weight tensor");
-  Napi::Object w = v.As<Napi::Object>();
-  const int type = int_field(w, "dtype", 0, 255), r = int_field(w, "rows", 1, 1 << 30), c = int_field(w, "cols", 1, 1 << 30);
-  if (r != rows || c != cols)
-    throw Napi::RangeError::New(env, std::string(key) + ": shape [" + std::to_string(r) + ", " + std::to_string(c) +
-                                         "], expected [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
-  const TypeInfo t = type_info(type);
-  if (t.blockSize == 0 || c % t.blockSize) throw Napi::TypeError::New(env, std::string(key) + ": unsupported dtype or cols");
-  Napi::Value d = w.Get("data");
-  if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(env, std::string(key) + ".data: expected a Uint8Array");
-  Napi::Uint8Array u = d.As<Napi::Uint8Array>();
-  if (u.ByteLength() < (size_t)r * row_bytes(type, c)) throw Napi::RangeError::New(env, std::string(key) + ".data: too short");
-  Napi::ArrayBuffer ab = u.ArrayBuffer();
-  bool seen = false;
-  for (auto& b : g.buffers) if (b.Value().Data() == ab.Data()) { seen = true; break; }
-  if (!seen) g.buffers.push_back(Napi::Persistent(ab));
-  return WRef{u.Data(), type, r, c};
-}
-
-void finalize_graph(Napi::Env, Graph* g) { delete g; }
-
-// createLlamaGraph(spec): see src/backends/native/graph.ts (LlamaGraphSpec) for the fields
-Napi::Value CreateLlamaGraph(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "spec: expected an object");
-  Napi::Object s = info[0].As<Napi::Object>();
-  Graph* g = new Graph();
-  try {
-    g->H = int_field(s, "hidden", 1, 1 << 20);
-    g->nh = int_field(s, "numHeads", 1, 65536);
-    g->nkv = int_field(s, "numKvHeads", 1, 4096);
-    g->hd = int_field(s, "headDim", 2, 2048);
-    g->I = int_field(s, "intermediate", 1, 1 << 24);
-    g->vocab = int_field(s, "vocab", 1, 1 << 30);
-    g->eps = (float)num_field(s, "eps");
-    g->window = int_field(s, "window", 0, 1 << 30);
-    g->neox = int_field(s, "neox", 0, 1);
-    g->ropeDim = int_field(s, "ropeDim", 0, g->hd);
-    if (g->nh % g->nkv) throw Napi::RangeError::New(env, "numHeads: not a multiple of numKvHeads");
-    if (g->ropeDim % 2) throw Napi::RangeError::New(env, "ropeDim: must be even");
-    g->invFreq = f32_field(s, "invFreq", (size_t)g->ropeDim / 2, false);
-    g->mscale = (float)num_field(s, "mscale");
-    g->ggml = s.Get("thetaScale").IsNumber();
-    if (g->ggml) {
-      g->rg.thetaScale = (float)num_field(s, "thetaScale");
-      g->rg.freqScale = (float)num_field(s, "freqScale");
-      g->rg.freqFactors = f32_field(s, "freqFactors", (size_t)g->ropeDim / 2, true);
-    }
-    // llama.cpp's kq_scale = 1.0f / sqrtf(float(n_embd_head)) when `scale` is that value (as the attention binding)
-    const double scale = num_field(s, "scale");
-    const float g0 = 1.0f / sqrtf((float)g->hd);
-    g->scale = fabs(scale - (double)g0) <= 1e-7 * (double)g0 ? g0 : (float)scale;
-    const int H = g->H, qd = g->nh * g->hd, kd = g->nkv * g->hd, I = g->I;
-    g->embed = weight_field(*g, s, "embed", g->vocab, H);
-    g->lmHead = weight_field(*g, s, "lmHead", g->vocab, H);
-    g->finalNorm = f32_field(s, "finalNorm", H, false);
-    Napi::Value lv = s.Get("layers");
-    if (!lv.IsArray()) throw Napi::TypeError::New(env, "layers: expected an array");
-    Napi::Array la = lv.As<Napi::Array>();
-    for (uint32_t i = 0; i < la.Length(); i++) {
-      Napi::Object l = la.Get(i).As<Napi::Object>();
-      LayerG L{};
-      L.attnNorm = f32_field(l, "attnNorm", H, false);
-      L.ffnNorm = f32_field(l, "ffnNorm", H, false);
-      L.wq = weight_field(*g, l, "wq", qd, H);
-      L.wk = weight_field(*g, l, "wk", kd, H);
-      L.wv = weight_field(*g, l, "wv", kd, H);
-      L.wo = weight_field(*g, l, "wo", H, qd);
-      L.wGate = weight_field(*g, l, "wGate", I, H);
-      L.wUp = weight_field(*g, l, "wUp", I, H);
-      L.wDown = weight_field(*g, l, "wDown", H, I);
-      L.bq = f32_field(l, "bq", qd, true);
-      L.bk = f32_field(l, "bk", kd, true);
-      L.bv = f32_field(l, "bv", kd, true);
-      L.bo = f32_field(l, "bo", H, true);
-      L.qNorm = f32_field(l, "qNorm", g->hd, true);
-      L.kNorm = f32_field(l, "kNorm", g->hd, true);
-      g->layers.push_back(L);
-    }
-    if (g->layers.empty()) throw Napi::RangeError::New(env, "layers: empty");
-    g->spec = Napi::Persistent(s);
-  } catch (...) {
-    delete g;
-    throw;
-  }
-  return Napi::External<Graph>::New(env, g, finalize_graph);
-}
 
 void reserve(Graph& g, int T) {
   if (T <= g.cap) return;
@@ -365,34 +218,18 @@ void bind_seqs(Graph& g, Napi::Env env, const int32_t* si, size_t siLen, const i
   if (covered != T) throw Napi::RangeError::New(env, "seqInfo: query rows cover " + std::to_string(covered) + " of " + std::to_string(T));
 }
 
-// graphForward(graph, tokens, positions, slots, seqInfo, tables, logitRows, kvLayers[], numBlocks, tpb, logits)
-Napi::Value GraphForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsExternal()) throw Napi::TypeError::New(env, "graph: expected a graph handle");
-  Graph& g = *info[0].As<Napi::External<Graph>>().Data();
-  for (auto& b : g.buffers)
-    if (b.Value().IsDetached()) throw Napi::Error::New(env, "graphForward: the weights' buffer was unmapped (checkpoint closed)");
-  size_t T, np, ns, nsi, ntb, R;
-  const int32_t* tok = i32_arg(info, 1, "tokens", &T);
-  const int32_t* pos = i32_arg(info, 2, "positions", &np);
-  const int32_t* slots = i32_arg(info, 3, "slots", &ns);
-  const int32_t* si = i32_arg(info, 4, "seqInfo", &nsi);
-  const int32_t* tb = i32_arg(info, 5, "tables", &ntb);
-  const int32_t* rows = i32_arg(info, 6, "logitRows", &R);
-  if (!info[7].IsArray()) throw Napi::TypeError::New(env, "kvLayers: expected an array");
-  Napi::Array kvs = info[7].As<Napi::Array>();
-  const int numBlocks = (int)arg_int(info, 8, 1, 1LL << 30, "kv.numBlocks"), tpb = (int)arg_int(info, 9, 1, 1 << 20, "kv.tokensPerBlock");
-  View out = arg_view(info, 10, napi_float32_array, "logits");
+// One step's inputs, checked (the JS wrapper checks first with typed errors; these keep memory safe).
+struct Step {
+  const int32_t *tok, *pos, *slots, *rows;
+  int T, R;
+  std::vector<KvDesc> kv;
+  float* out;
+};
+
+// kvLayers[l] -> KvDesc of the pool [numBlocks, 2, nkv, tpb, hd] (f32 or f16)
+std::vector<KvDesc> bind_kv(const Graph& g, Napi::Env env, Napi::Array kvs, int numBlocks, int tpb) {
   const int L = (int)g.layers.size();
-  if (T == 0 || np != T || ns != T) throw Napi::RangeError::New(env, "tokens/positions/slots: need the same length >= 1");
   if (kvs.Length() != (uint32_t)L) throw Napi::RangeError::New(env, "kvLayers: expected one per layer");
-  need_len(env, out, R * (size_t)g.vocab, "logits");
-  for (size_t t = 0; t < T; t++) {
-    if (tok[t] < 0 || tok[t] >= g.embed.rows) throw Napi::RangeError::New(env, "tokens[" + std::to_string(t) + "]: out of range");
-    if (slots[t] < 0 || (int64_t)slots[t] >= (int64_t)numBlocks * tpb) throw Napi::RangeError::New(env, "slots[" + std::to_string(t) + "]: out of range");
-  }
-  for (size_t i = 0; i < R; i++)
-    if (rows[i] < 0 || (size_t)rows[i] >= T) throw Napi::RangeError::New(env, "logitRows[" + std::to_string(i) + "]: out of range");
   std::vector<KvDesc> kv(L);
   const size_t kvElems = (size_t)numBlocks * 2 * g.nkv * tpb * g.hd;
   for (int l = 0; l < L; l++) {
@@ -404,23 +241,65 @@ Napi::Value GraphForward(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, "kvLayers[" + std::to_string(l) + "]: expected a Float32Array or Uint16Array of the pool's size");
     kv[l] = KvDesc{data, type == napi_uint16_array ? 1 : 0, numBlocks, tpb, g.nkv, g.hd};
   }
+  return kv;
+}
+
+Step check_step(Graph& g, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (auto& b : g.buffers)
+    if (b.Value().IsDetached()) throw Napi::Error::New(env, "graphForward: the weights' buffer was unmapped (checkpoint closed)");
+  Step s;
+  size_t T, np, ns, nsi, ntb, R;
+  s.tok = i32_arg(info, 1, "tokens", &T);
+  s.pos = i32_arg(info, 2, "positions", &np);
+  s.slots = i32_arg(info, 3, "slots", &ns);
+  const int32_t* si = i32_arg(info, 4, "seqInfo", &nsi);
+  const int32_t* tb = i32_arg(info, 5, "tables", &ntb);
+  s.rows = i32_arg(info, 6, "logitRows", &R);
+  if (!info[7].IsArray()) throw Napi::TypeError::New(env, "kvLayers: expected an array");
+  const int numBlocks = (int)arg_int(info, 8, 1, 1LL << 30, "kv.numBlocks"), tpb = (int)arg_int(info, 9, 1, 1 << 20, "kv.tokensPerBlock");
+  View out = arg_view(info, 10, napi_float32_array, "logits");
+  if (T == 0 || np != T || ns != T) throw Napi::RangeError::New(env, "tokens/positions/slots: need the same length >= 1");
+  need_len(env, out, R * (size_t)g.vocab, "logits");
+  for (size_t t = 0; t < T; t++) {
+    if (s.tok[t] < 0 || s.tok[t] >= g.embed.rows) throw Napi::RangeError::New(env, "tokens[" + std::to_string(t) + "]: out of range");
+    if (s.slots[t] < 0 || (int64_t)s.slots[t] >= (int64_t)numBlocks * tpb)
+      throw Napi::RangeError::New(env, "slots[" + std::to_string(t) + "]: out of range");
+  }
+  for (size_t i = 0; i < R; i++)
+    if (s.rows[i] < 0 || (size_t)s.rows[i] >= T) throw Napi::RangeError::New(env, "logitRows[" + std::to_string(i) + "]: out of range");
+  s.kv = bind_kv(g, env, info[7].As<Napi::Array>(), numBlocks, tpb);
   bind_seqs(g, env, si, nsi, tb, ntb, numBlocks, tpb, (int)T);
-  reserve(g, (int)(R > T ? R : T));
-  const int n = (int)T;
-  if (g.ropeDim > 0) TIMED(P_ROPE, rope_angles(g, pos, n));
-  TIMED(P_EMBED, g_kernels->embedding(g.x.data(), g.embed.data, g.embed.type, g.H, tok, n));
+  s.T = (int)T;
+  s.R = (int)R;
+  s.out = (float*)out.data;
+  return s;
+}
+
+// LlamaModel.forward
+void run_step(Graph& g, const Step& s) {
+  const int L = (int)g.layers.size(), n = s.T, R = s.R;
+  reserve(g, R > n ? R : n);
+  if (g.ropeDim > 0) TIMED(P_ROPE, rope_angles(g, s.pos, n));
+  TIMED(P_EMBED, g_kernels->embedding(g.x.data(), g.embed.data, g.embed.type, g.H, s.tok, n));
   for (int l = 0; l < L - 1; l++) {
-    attention_block(g, g.layers[l], kv[l], n, pos, slots);
+    attention_block(g, g.layers[l], s.kv[l], n, s.pos, s.slots);
     mlp_block(g, g.layers[l], n);
   }
-  attention_block(g, g.layers[L - 1], kv[L - 1], n, pos, slots);
-  select_rows(g, rows, (int)R);
-  if (R > 0) {
-    mlp_block(g, g.layers[L - 1], (int)R);
-    TIMED(P_NORM, g_kernels->rmsnorm(g.h.data(), g.x.data(), g.finalNorm, (int)R, g.H, g.eps));
-    TIMED(P_HEAD, mm((float*)out.data, g.h.data(), (int)R, g.lmHead));
-  }
-  return env.Undefined();
+  attention_block(g, g.layers[L - 1], s.kv[L - 1], n, s.pos, s.slots);
+  select_rows(g, s.rows, R);
+  if (R == 0) return;
+  mlp_block(g, g.layers[L - 1], R);
+  TIMED(P_NORM, g_kernels->rmsnorm(g.h.data(), g.x.data(), g.finalNorm, R, g.H, g.eps));
+  TIMED(P_HEAD, mm(s.out, g.h.data(), R, g.lmHead));
+}
+
+// graphForward(graph, tokens, positions, slots, seqInfo, tables, logitRows, kvLayers[], numBlocks, tpb, logits)
+Napi::Value GraphForward(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "graph: expected a graph handle");
+  Graph& g = *info[0].As<Napi::External<Graph>>().Data();
+  run_step(g, check_step(g, info));
+  return info.Env().Undefined();
 }
 
 // graphProfile(on?: boolean): the per-op totals since the last call ({op: [wall ms, calls, caller-thread CPU ms]}), then reset;
@@ -442,11 +321,12 @@ Napi::Value GraphProfile(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+}  // namespace graph
 
 void register_graph(Napi::Env env, Napi::Object e) {
-  e.Set("createLlamaGraph", Napi::Function::New(env, CreateLlamaGraph, "createLlamaGraph"));
-  e.Set("graphForward", Napi::Function::New(env, GraphForward, "graphForward"));
-  e.Set("graphProfile", Napi::Function::New(env, GraphProfile, "graphProfile"));
+  e.Set("createLlamaGraph", Napi::Function::New(env, graph::CreateLlamaGraph, "createLlamaGraph"));
+  e.Set("graphForward", Napi::Function::New(env, graph::GraphForward, "graphForward"));
+  e.Set("graphProfile", Napi::Function::New(env, graph::GraphProfile, "graphProfile"));
 }
 
 }  // namespace tllm
