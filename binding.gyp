@@ -31,6 +31,7 @@
         "native/pool.cc",
         "native/cpu.cc",
         "native/kernels_scalar.cc",
+        "native/sampling.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

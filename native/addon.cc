@@ -163,6 +163,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setForceScalar", Napi::Function::New(env, SetForceScalar, "setForceScalar"));
   register_ops(env, exports);
   register_graph(env, exports);
+  { void register_sampling(Napi::Env, Napi::Object); register_sampling(env, exports); }  // sampling.cc
   return exports;
 }
 

@@ -6,6 +6,12 @@
 // exp is always inlined into it: called through another module's import binding it was not in a
 // measurement (a script loaded through tsx's CommonJS interop: 15 ms instead of 2 ms per
 // 152k-token pass).
+//
+// The hot passes (rowMax, sumWeightBlocks, scanWeightBlocks, sumWeightsGather, gatherUpTo,
+// logSumExpRank) run in the native addon when it is built (native/sampling.cc: AVX2, the same exp
+// and bins bit for bit; only sums differ by rounding, their lanes are added in another order); the
+// loops here are the fallback (no addon, or TLLM_SAMPLING_JS=1) and the reference its test checks.
+import { loadAddon, type TllmAddon } from "../backends/native/addon.js";
 
 // ---- exp(y) for y <= 0, ~3x faster than Math.exp in V8 (which is an out-of-line call) ----
 // y = k·ln2/64 + r with k = round(y·64/ln2) and |r| <= ln2/128; exp(y) = 2^(k>>6) · 2^((k&63)/64)
@@ -21,6 +27,27 @@ const LN2_LO_64 = 1.90821492927058770002e-10 / 64;
 const ROUND_SHIFT = 6755399441055744; // 1.5·2^52: (v + S) - S rounds v to the nearest integer
 const EXP_FRAC = Float64Array.from({ length: 64 }, (_, j) => Math.pow(2, j / 64));
 const EXP_POW2 = Float64Array.from({ length: 1100 }, (_, m) => Math.pow(2, -m)); // 2^-m, subnormals included
+
+type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleSumBlocks" | "sampleScanBlocks"
+  | "sampleSumGather" | "sampleGatherUpTo" | "sampleLseRank">>;
+const nativeAvailable = openNative();
+let native: NativeSampling | null = null; // set after primeFeedback (the JS loops get their feedback first)
+const nativeCount = new Int32Array(1);
+const nativeLse = new Float64Array(2);
+
+function openNative(): NativeSampling | null {
+  if (process.env.TLLM_SAMPLING_JS === "1") return null;
+  const a = loadAddon();
+  if (!a || typeof a.sampleLseRank !== "function" || typeof a.sampleSetExpTable !== "function") return null; // older build
+  a.sampleSetExpTable(EXP_FRAC);
+  return a as NativeSampling;
+}
+
+/** Native passes on (when the addon has them) or off (the JS loops); returns whether they are on. For tests and benches. */
+export function setNativeSampling(on: boolean): boolean {
+  native = on ? nativeAvailable : null;
+  return native !== null;
+}
 
 /** k = round(y · 64 / ln2) for EXP_MIN_ARG <= y <= 0 (an int32, <= 0). */
 function expIndex(y: number): number {
@@ -57,6 +84,7 @@ export const WEIGHT_BLOCK = 2048;
 export function sumWeightBlocks(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array,
 ): number {
+  if (native !== null) return native.sampleSumBlocks(row, vocab, xmax, floor, invT, blockSums);
   let total = 0;
   for (let j = 0, start = 0; start < vocab; j++, start += WEIGHT_BLOCK) {
     const end = Math.min(vocab, start + WEIGHT_BLOCK);
@@ -80,6 +108,7 @@ export function sumWeightBlocks(
 export function scanWeightBlocks(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array, t: number,
 ): number {
+  if (native !== null) return native.sampleScanBlocks(row, vocab, xmax, floor, invT, blockSums, t);
   let acc = 0;
   for (let j = 0, start = 0; start < vocab; j++, start += WEIGHT_BLOCK) {
     if (!(acc + blockSums[j] > t)) {
@@ -131,6 +160,11 @@ export function sumWeightsGather(
   row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
   idx: Int32Array, w: Float64Array, bin: Int32Array, sub: Float64Array,
 ): number {
+  if (native !== null) {
+    const total = native.sampleSumGather(row, vocab, xmax, floor, invT, xlist, idx, w, bin, sub, nativeCount);
+    gathered = nativeCount[0];
+    return total;
+  }
   let n = 0;
   let sum = 0;
   for (let i = 0; i < vocab; i++) {
@@ -163,6 +197,7 @@ export function gatherUpTo(
   idx: Int32Array, w: Float64Array, bin: Int32Array, bins: Float64Array,
 ): number {
   const xlo = binFloor(xmax, floor, invT, bmax);
+  if (native !== null) return native.sampleGatherUpTo(row, vocab, xmax, xlo, invT, bmax, idx, w, bin, bins);
   let n = 0;
   for (let i = 0; i < vocab; i++) {
     const x = row[i];
@@ -314,6 +349,12 @@ let scanAbove = 0;
  * row without a finite entry gives -Infinity. Writes out.lse and out.rank.
  */
 export function logSumExpRank(row: Float32Array, vocab: number, x0: number, out: { lse: number; rank: number }): void {
+  if (native !== null && Math.fround(x0) === x0) { // the native count compares in float32
+    native.sampleLseRank(row, vocab, x0, nativeLse);
+    out.lse = nativeLse[0];
+    out.rank = nativeLse[1];
+    return;
+  }
   lseScan(row, vocab, x0);
   out.lse = scanMax === -Infinity ? -Infinity : scanMax + Math.log(scanSum);
   out.rank = 1 + scanAbove;
@@ -355,6 +396,7 @@ export function argmax(row: Float32Array, vocab: number): number {
 
 /** Largest value of the row (-Infinity when every entry is banned). */
 export function rowMax(row: Float32Array, vocab: number): number {
+  if (native !== null) return native.sampleRowMax(row, vocab);
   let m = -Infinity;
   for (let i = 0; i < vocab; i++) if (row[i] > m) m = row[i];
   return m;
@@ -392,3 +434,4 @@ function primeFeedback(): void {
   rowMax(row, n);
 }
 primeFeedback();
+setNativeSampling(true);

@@ -61,6 +61,17 @@ export interface TllmAddon {
   /** per-op times of graph steps since the last call ({op: [wall ms, calls, calling thread's CPU ms]}), then
    *  reset; `on` turns timing on/off */
   graphProfile(on?: boolean): Record<string, [number, number, number]>;
+  /** sampling.cc: the whole-vocabulary passes of src/sampling/select.ts (same weights and bins, bit for bit) */
+  sampleSetExpTable?(frac: Float64Array): void;
+  sampleRowMax?(row: Float32Array, vocab: number): number;
+  sampleSumBlocks?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array): number;
+  sampleScanBlocks?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array, t: number): number;
+  sampleSumGather?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
+    idx: Int32Array, w: Float64Array, bin: Int32Array, sub: Float64Array, count: Int32Array): number;
+  sampleGatherUpTo?(row: Float32Array, vocab: number, xmax: number, xlo: number, invT: number, bmax: number,
+    idx: Int32Array, w: Float64Array, bin: Int32Array, bins: Float64Array): number;
+  /** out = [log Σ exp(row), 1 + #(row > x0)]; x0 a float32 value */
+  sampleLseRank?(row: Float32Array, vocab: number, x0: number, out: Float64Array): void;
 }
 
 /** Opaque native graph (an External); kept alive by its JS owner. */

@@ -1,0 +1,380 @@
+// Whole-vocabulary passes of the sampler (src/sampling/select.ts), one logits row [vocab] f32 per
+// call, single-threaded. Weights are w = exp((x - xmax) · invT) in float64 by the SAME table-driven
+// exp as select.ts (k = round(y·64/ln2), Cody-Waite split of ln2/64, degree-5 Estrin polynomial,
+// 2^(k>>6) · 2^((k&63)/64) — the 2^(j/64) table is handed over from JS by sampleSetExpTable), so
+// every weight and every histogram bin is bit-identical to the JS fallback's. The AVX2 copy runs 4
+// doubles at a time with no FMA (as JS: -ffp-contract=off); the scalar copy (TLLM_FORCE_SCALAR)
+// sums in the same 8 lanes in the same order, so both give the same bits, hence the same token for
+// a seed on every machine. Only sums differ from JS (lane order), by rounding (~1e-16 relative).
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "addon.h"
+
+namespace tllm {
+namespace {
+
+constexpr double kExpMinArg = -745;  // select.ts EXP_MIN_ARG
+constexpr double kInvStep = 64 / 0.69314718055994530942;
+constexpr double kLn2Hi64 = 6.93147180369123816490e-1 / 64;
+constexpr double kLn2Lo64 = 1.90821492927058770002e-10 / 64;
+constexpr double kShift = 6755399441055744.0;  // 1.5·2^52
+constexpr int kBlock = 2048;                   // select.ts WEIGHT_BLOCK
+constexpr int kBins = 64 * 64;                 // select.ts WEIGHT_BINS
+constexpr int kSub = 32;                       // select.ts SUBSAMPLE
+constexpr int kLanes = 8;
+
+double g_frac[64];                 // 2^(j/64), from JS (Math.pow) so the bits match select.ts
+double g_pow2[1100];               // 2^-m, subnormals included (exact powers of two)
+bool g_table_ok = false;
+
+inline int exp_index(double y) { return (int)((y * kInvStep + kShift) - kShift); }
+inline double exp_at(double y, int k) {
+  const double kd = (double)k;
+  const double r = (y - kd * kLn2Hi64) - kd * kLn2Lo64;
+  const double r2 = r * r;
+  const double p = (1 + r) + r2 * ((0.5 + r * (1.0 / 6)) + r2 * (1.0 / 24 + r * (1.0 / 120)));
+  return g_pow2[0 - (k >> 6)] * g_frac[k & 63] * p;
+}
+inline double exp_nonpos(double y) { return y >= kExpMinArg ? exp_at(y, exp_index(y)) : 0; }
+inline int bin_of(int k) { return -k < kBins - 1 ? -k : kBins - 1; }
+/** weight of x (0 unless x >= floor) */
+inline double weight(float x, double xmax, double floor, double invT) {
+  return (double)x >= floor ? exp_nonpos(((double)x - xmax) * invT) : 0;
+}
+inline double reduce8(const double* a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
+
+bool use_avx2() { return strcmp(g_kernels->name, "avx2") == 0; }
+
+// ---- AVX2: w for 4 floats at once; lanes below floor / EXP_MIN_ARG give 0 ----
+#if defined(__x86_64__)
+#define TLLM_AVX2 __attribute__((target("avx2")))
+TLLM_AVX2 inline __m256d gather(const double* table, __m128i i) {  // the masked form: no -Wmaybe-uninitialized
+  const __m256d all = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+  return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), table, i, all, 8);
+}
+TLLM_AVX2 inline __m256d weights4(__m128 x4, __m256d xmax, __m256d floor, __m256d invT, __m128i* kOut) {
+  const __m256d x = _mm256_cvtps_pd(x4);
+  const __m256d y = _mm256_mul_pd(_mm256_sub_pd(x, xmax), invT);
+  const __m256d keep = _mm256_and_pd(_mm256_cmp_pd(x, floor, _CMP_GE_OQ), _mm256_cmp_pd(y, _mm256_set1_pd(kExpMinArg), _CMP_GE_OQ));
+  const __m256d ys = _mm256_and_pd(keep, y);  // dropped lanes: y = 0 (any finite value would do)
+  const __m256d sh = _mm256_set1_pd(kShift);
+  const __m256d kd = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(ys, _mm256_set1_pd(kInvStep)), sh), sh);
+  const __m256d r = _mm256_sub_pd(_mm256_sub_pd(ys, _mm256_mul_pd(kd, _mm256_set1_pd(kLn2Hi64))),
+                                  _mm256_mul_pd(kd, _mm256_set1_pd(kLn2Lo64)));
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  const __m256d one = _mm256_set1_pd(1);
+  const __m256d lo = _mm256_add_pd(_mm256_set1_pd(0.5), _mm256_mul_pd(r, _mm256_set1_pd(1.0 / 6)));
+  const __m256d hi = _mm256_add_pd(_mm256_set1_pd(1.0 / 24), _mm256_mul_pd(r, _mm256_set1_pd(1.0 / 120)));
+  const __m256d p = _mm256_add_pd(_mm256_add_pd(one, r), _mm256_mul_pd(r2, _mm256_add_pd(lo, _mm256_mul_pd(r2, hi))));
+  const __m128i k = _mm256_cvttpd_epi32(kd);
+  const __m128i m = _mm_sub_epi32(_mm_setzero_si128(), _mm_srai_epi32(k, 6));  // 0 .. 1076
+  const __m256d frac = gather(g_frac, _mm_and_si128(k, _mm_set1_epi32(63)));
+  // 2^-m from exponent bits while normal (m <= 1022); else from the table (exact either way)
+  __m256d pow2;
+  if (_mm_movemask_epi8(_mm_cmpgt_epi32(m, _mm_set1_epi32(1022))) == 0) {
+    const __m256i e = _mm256_slli_epi64(_mm256_sub_epi64(_mm256_set1_epi64x(1023), _mm256_cvtepi32_epi64(m)), 52);
+    pow2 = _mm256_castsi256_pd(e);
+  } else {
+    pow2 = gather(g_pow2, m);
+  }
+  *kOut = k;
+  return _mm256_and_pd(keep, _mm256_mul_pd(_mm256_mul_pd(pow2, frac), p));
+}
+
+/** Σ of w over [start, end) (end - start a multiple of 8) into the 8 lane sums acc. */
+TLLM_AVX2 void sum8_avx2(const float* row, int start, int end, double xmax, double floor, double invT, double* acc) {
+  const __m256d vmax = _mm256_set1_pd(xmax), vfloor = _mm256_set1_pd(floor), vinv = _mm256_set1_pd(invT);
+  __m256d a = _mm256_loadu_pd(acc), b = _mm256_loadu_pd(acc + 4);
+  __m128i k;
+  for (int i = start; i < end; i += 8) {
+    a = _mm256_add_pd(a, weights4(_mm_loadu_ps(row + i), vmax, vfloor, vinv, &k));
+    b = _mm256_add_pd(b, weights4(_mm_loadu_ps(row + i + 4), vmax, vfloor, vinv, &k));
+  }
+  _mm256_storeu_pd(acc, a);
+  _mm256_storeu_pd(acc + 4, b);
+}
+#endif
+
+/** Σw over [start, end) in lane order (element i into lane i % 8), then reduce8. */
+double sum_range(const float* row, int start, int end, double xmax, double floor, double invT) {
+  double acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = start;
+#if defined(__x86_64__)
+  if (use_avx2()) {
+    const int end8 = start + ((end - start) & ~(kLanes - 1));
+    sum8_avx2(row, start, end8, xmax, floor, invT, acc);
+    i = end8;
+  }
+#endif
+  for (; i < end; i++) acc[(i - start) & (kLanes - 1)] += weight(row[i], xmax, floor, invT);
+  return reduce8(acc);
+}
+
+// ---- argument plumbing ----
+struct Row { const float* x; int vocab; };
+Row row_arg(const Napi::CallbackInfo& info) {
+  View v = arg_view(info, 0, napi_float32_array, "row");
+  const int vocab = (int)arg_int(info, 1, 1, 1 << 24, "vocab");
+  need_len(info.Env(), v, (size_t)vocab, "row");
+  if (!g_table_ok) throw Napi::Error::New(info.Env(), "sampling: sampleSetExpTable was not called");
+  return {(const float*)v.data, vocab};
+}
+
+// sampleSetExpTable(frac: Float64Array[64] = 2^(j/64))
+Napi::Value SetExpTable(const Napi::CallbackInfo& info) {
+  View f = arg_view(info, 0, napi_float64_array, "frac");
+  need_len(info.Env(), f, 64, "frac");
+  memcpy(g_frac, f.data, sizeof g_frac);
+  for (int m = 0; m < 1100; m++) g_pow2[m] = ldexp(1.0, -m);
+  g_table_ok = true;
+  return info.Env().Undefined();
+}
+
+#if defined(__x86_64__)
+TLLM_AVX2 float max_avx2(const float* x, int n, int* done) {
+  __m256 a = _mm256_set1_ps(-INFINITY);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) a = _mm256_max_ps(_mm256_loadu_ps(x + i), a);  // a NaN in x keeps a
+  float t[8];
+  _mm256_storeu_ps(t, a);
+  float m = -INFINITY;
+  for (int l = 0; l < 8; l++) m = t[l] > m ? t[l] : m;
+  *done = i;
+  return m;
+}
+TLLM_AVX2 int count_above_avx2(const float* x, int n, float x0, int* done) {
+  const __m256 v0 = _mm256_set1_ps(x0);
+  int c = 0, i = 0;
+  for (; i + 8 <= n; i += 8) c += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), v0, _CMP_GT_OQ)));
+  *done = i;
+  return c;
+}
+#endif
+
+float row_max(const float* x, int n) {
+  float m = -INFINITY;
+  int i = 0;
+#if defined(__x86_64__)
+  if (use_avx2()) m = max_avx2(x, n, &i);
+#endif
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+int count_above(const float* x, int n, float x0) {
+  int c = 0, i = 0;
+#if defined(__x86_64__)
+  if (use_avx2()) c = count_above_avx2(x, n, x0, &i);
+#endif
+  for (; i < n; i++) c += x[i] > x0 ? 1 : 0;
+  return c;
+}
+
+// sampleRowMax(row, vocab): largest entry (NaN skipped; -Infinity when none)
+Napi::Value RowMax(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  return Napi::Number::New(info.Env(), (double)row_max(r.x, r.vocab));
+}
+
+// sampleLseRank(row, vocab, x0, out: Float64Array[2]): out = [log Σ exp(row), 1 + #(row > x0)];
+// x0 must be a float32 value (or ±Infinity). Two passes: max, then Σ exp(x - max) (NaN, -inf add 0).
+Napi::Value LseRank(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const float x0 = (float)arg_num(info, 2, "x0");
+  View o = arg_view(info, 3, napi_float64_array, "out");
+  need_len(info.Env(), o, 2, "out");
+  double* out = (double*)o.data;
+  const double m = row_max(r.x, r.vocab);
+  if (m == -INFINITY || m == INFINITY) out[0] = m;
+  else out[0] = m + log(sum_range(r.x, 0, r.vocab, m, -INFINITY, 1));
+  out[1] = 1 + count_above(r.x, r.vocab, x0);
+  return info.Env().Undefined();
+}
+
+// sampleSumBlocks(row, vocab, xmax, floor, invT, blockSums): Σw, block sums as select.ts sumWeightBlocks
+Napi::Value SumBlocks(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const double xmax = arg_num(info, 2, "xmax"), floor = arg_num(info, 3, "floor"), invT = arg_num(info, 4, "invT");
+  View bs = arg_view(info, 5, napi_float64_array, "blockSums");
+  need_len(info.Env(), bs, (size_t)((r.vocab + kBlock - 1) / kBlock), "blockSums");
+  double* blocks = (double*)bs.data;
+  double total = 0;
+  for (int j = 0, start = 0; start < r.vocab; j++, start += kBlock) {
+    blocks[j] = sum_range(r.x, start, start + kBlock < r.vocab ? start + kBlock : r.vocab, xmax, floor, invT);
+    total += blocks[j];
+  }
+  return Napi::Number::New(info.Env(), total);
+}
+
+// sampleScanBlocks(row, vocab, xmax, floor, invT, blockSums, t): select.ts scanWeightBlocks
+Napi::Value ScanBlocks(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const double xmax = arg_num(info, 2, "xmax"), floor = arg_num(info, 3, "floor"), invT = arg_num(info, 4, "invT");
+  View bs = arg_view(info, 5, napi_float64_array, "blockSums");
+  need_len(info.Env(), bs, (size_t)((r.vocab + kBlock - 1) / kBlock), "blockSums");
+  const double t = arg_num(info, 6, "t");
+  const double* blocks = (const double*)bs.data;
+  double acc = 0;
+  for (int j = 0, start = 0; start < r.vocab; j++, start += kBlock) {
+    if (!(acc + blocks[j] > t)) {
+      acc += blocks[j];
+      continue;
+    }
+    const int end = start + kBlock < r.vocab ? start + kBlock : r.vocab;
+    int last = -1;
+    for (int i = start; i < end; i++) {
+      const double w = weight(r.x[i], xmax, floor, invT);
+      if (w > 0) last = i;
+      acc += w;
+      if (acc > t) return Napi::Number::New(info.Env(), i);
+    }
+    return Napi::Number::New(info.Env(), last);
+  }
+  return Napi::Number::New(info.Env(), -1);
+}
+
+// ---- top_p passes (select.ts sumWeightsGather, gatherUpTo) ----
+struct Gather {
+  const float* x; int vocab; double xmax, floor, invT, xlist;
+  int32_t* idx; double* w; int32_t* bin; double* sub; int n;
+};
+
+/** Token i with weight wi and index k (kept): listed when x >= xlist, else subsampled when i % kSub == 0. */
+inline void gather_one(Gather& g, int i, double wi, int k) {
+  if ((double)g.x[i] >= g.xlist) {
+    g.idx[g.n] = i;
+    g.bin[g.n] = bin_of(k);
+    g.w[g.n++] = wi;
+  } else if ((i & (kSub - 1)) == 0) {
+    g.sub[bin_of(k)] += wi;
+  }
+}
+
+/** Scalar twin of gather8_avx2 over [start, vocab): lane sums in acc (element i into lane i % 8). */
+void gather_scalar(Gather& g, int start, double* acc) {
+  for (int i = start; i < g.vocab; i++) {
+    const double x = g.x[i];
+    if (!(x >= g.floor)) continue;
+    const double y = (x - g.xmax) * g.invT;
+    if (!(y >= kExpMinArg)) continue;
+    const int k = exp_index(y);
+    const double wi = exp_at(y, k);
+    acc[i & (kLanes - 1)] += wi;
+    gather_one(g, i, wi, k);
+  }
+}
+
+#if defined(__x86_64__)
+/** [0, end) with end a multiple of 8; returns end. Lanes flagged (listed or subsampled) go through gather_one. */
+TLLM_AVX2 int gather8_avx2(Gather& g, int end, double* acc) {
+  const __m256d vmax = _mm256_set1_pd(g.xmax), vfloor = _mm256_set1_pd(g.floor), vinv = _mm256_set1_pd(g.invT);
+  const __m256 vlist = _mm256_set1_ps(nextafterf((float)g.xlist, -INFINITY));  // <= xlist: a superset
+  __m256d a = _mm256_loadu_pd(acc), b = _mm256_loadu_pd(acc + 4);
+  __m128i k0, k1;
+  for (int i = 0; i < end; i += 8) {
+    const __m256 x8 = _mm256_loadu_ps(g.x + i);
+    const __m256d w0 = weights4(_mm256_castps256_ps128(x8), vmax, vfloor, vinv, &k0);
+    const __m256d w1 = weights4(_mm256_extractf128_ps(x8, 1), vmax, vfloor, vinv, &k1);
+    a = _mm256_add_pd(a, w0);
+    b = _mm256_add_pd(b, w1);
+    // lanes that may be listed (exact test in gather_one) or subsampled
+    int flag = _mm256_movemask_ps(_mm256_cmp_ps(x8, vlist, _CMP_GE_OQ)) | ((i & (kSub - 1)) == 0 ? 1 : 0);
+    if (flag == 0) continue;
+    alignas(32) double wl[8];
+    alignas(16) int32_t kl[8];
+    _mm256_store_pd(wl, w0);
+    _mm256_store_pd(wl + 4, w1);
+    _mm_store_si128((__m128i*)kl, k0);
+    _mm_store_si128((__m128i*)(kl + 4), k1);
+    for (int l = 0; l < 8; l++) {
+      const double x = g.x[i + l];
+      if (x >= g.floor && (x - g.xmax) * g.invT >= kExpMinArg) gather_one(g, i + l, wl[l], kl[l]);
+    }
+  }
+  _mm256_storeu_pd(acc, a);
+  _mm256_storeu_pd(acc + 4, b);
+  return end;
+}
+#endif
+
+// sampleSumGather(row, vocab, xmax, floor, invT, xlist, idx, w, bin, sub, count: Int32Array[1]) -> Σw
+Napi::Value SumGather(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  Gather g{r.x, r.vocab, arg_num(info, 2, "xmax"), arg_num(info, 3, "floor"), arg_num(info, 4, "invT"),
+           arg_num(info, 5, "xlist"), nullptr, nullptr, nullptr, nullptr, 0};
+  View idx = arg_view(info, 6, napi_int32_array, "idx"), w = arg_view(info, 7, napi_float64_array, "w");
+  View bin = arg_view(info, 8, napi_int32_array, "bin"), sub = arg_view(info, 9, napi_float64_array, "sub");
+  View cnt = arg_view(info, 10, napi_int32_array, "count");
+  need_len(info.Env(), idx, r.vocab, "idx");
+  need_len(info.Env(), w, r.vocab, "w");
+  need_len(info.Env(), bin, r.vocab, "bin");
+  need_len(info.Env(), sub, kBins, "sub");
+  need_len(info.Env(), cnt, 1, "count");
+  g.idx = (int32_t*)idx.data;
+  g.w = (double*)w.data;
+  g.bin = (int32_t*)bin.data;
+  g.sub = (double*)sub.data;
+  double acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int start = 0;
+#if defined(__x86_64__)
+  if (use_avx2()) start = gather8_avx2(g, r.vocab & ~(kLanes - 1), acc);
+#endif
+  gather_scalar(g, start, acc);
+  ((int32_t*)cnt.data)[0] = g.n;
+  return Napi::Number::New(info.Env(), reduce8(acc));
+}
+
+// sampleGatherUpTo(row, vocab, xmax, xlo, invT, bmax, idx, w, bin, bins) -> count: tokens with
+// x >= xlo (a finite logit, select.ts binFloor) and bin <= bmax, in id order; bins[b] += w.
+Napi::Value GatherUpTo(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const double xmax = arg_num(info, 2, "xmax"), xlo = arg_num(info, 3, "xlo"), invT = arg_num(info, 4, "invT");
+  const int bmax = (int)arg_int(info, 5, 0, kBins - 1, "bmax");
+  View vi = arg_view(info, 6, napi_int32_array, "idx"), vw = arg_view(info, 7, napi_float64_array, "w");
+  View vb = arg_view(info, 8, napi_int32_array, "bin"), vbins = arg_view(info, 9, napi_float64_array, "bins");
+  need_len(info.Env(), vi, r.vocab, "idx");
+  need_len(info.Env(), vw, r.vocab, "w");
+  need_len(info.Env(), vb, r.vocab, "bin");
+  need_len(info.Env(), vbins, kBins, "bins");
+  int32_t* idx = (int32_t*)vi.data;
+  double* w = (double*)vw.data;
+  int32_t* bin = (int32_t*)vb.data;
+  double* bins = (double*)vbins.data;
+  const float xlo_f = nextafterf((float)xlo, -INFINITY);  // <= xlo: the float prefilter keeps every x >= xlo
+  int n = 0;
+  for (int i = 0; i < r.vocab; i++) {
+    if (!(r.x[i] >= xlo_f)) continue;
+    const double x = r.x[i];
+    if (!(x >= xlo)) continue;
+    const double y = (x - xmax) * invT;
+    if (!(y >= kExpMinArg)) continue;
+    const int k = exp_index(y);
+    const int b = bin_of(k);
+    if (b > bmax) continue;
+    const double wi = exp_at(y, k);
+    idx[n] = i;
+    bin[n] = b;
+    w[n++] = wi;
+    bins[b] += wi;
+  }
+  return Napi::Number::New(info.Env(), n);
+}
+
+}  // namespace
+
+void register_sampling(Napi::Env env, Napi::Object exports) {
+  exports.Set("sampleSetExpTable", Napi::Function::New(env, SetExpTable, "sampleSetExpTable"));
+  exports.Set("sampleRowMax", Napi::Function::New(env, RowMax, "sampleRowMax"));
+  exports.Set("sampleSumBlocks", Napi::Function::New(env, SumBlocks, "sampleSumBlocks"));
+  exports.Set("sampleLseRank", Napi::Function::New(env, LseRank, "sampleLseRank"));
+  exports.Set("sampleSumGather", Napi::Function::New(env, SumGather, "sampleSumGather"));
+  exports.Set("sampleGatherUpTo", Napi::Function::New(env, GatherUpTo, "sampleGatherUpTo"));
+  exports.Set("sampleScanBlocks", Napi::Function::New(env, ScanBlocks, "sampleScanBlocks"));
+}
+
+}  // namespace tllm
