@@ -9,6 +9,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -73,7 +77,9 @@ TLLM_AVX2 inline __m256d weights4(__m128 x4, __m256d xmax, __m256d floor, __m256
   const __m256d p = _mm256_add_pd(_mm256_add_pd(one, r), _mm256_mul_pd(r2, _mm256_add_pd(lo, _mm256_mul_pd(r2, hi))));
   const __m128i k = _mm256_cvttpd_epi32(kd);
   const __m128i m = _mm_sub_epi32(_mm_setzero_si128(), _mm_srai_epi32(k, 6));  // 0 .. 1076
-  const __m256d frac = gather(g_frac, _mm_and_si128(k, _mm_set1_epi32(63)));
+  alignas(16) int32_t j[4];  // 4 loads beat vgatherdpd on AMD (measured: sum pass 0.45 -> see PERF.md)
+  _mm_store_si128((__m128i*)j, _mm_and_si128(k, _mm_set1_epi32(63)));
+  const __m256d frac = _mm256_set_pd(g_frac[j[3]], g_frac[j[2]], g_frac[j[1]], g_frac[j[0]]);
   // 2^-m from exponent bits while normal (m <= 1022); else from the table (exact either way)
   __m256d pow2;
   if (_mm_movemask_epi8(_mm_cmpgt_epi32(m, _mm_set1_epi32(1022))) == 0) {
@@ -173,6 +179,35 @@ int count_above(const float* x, int n, float x0) {
 #endif
   for (; i < n; i++) c += x[i] > x0 ? 1 : 0;
   return c;
+}
+
+#if defined(__x86_64__)
+/** first i in [0, n) with x[i] == m (n if none; 8 at a time) */
+TLLM_AVX2 int find_first_avx2(const float* x, int n, float m) {
+  const __m256 vm = _mm256_set1_ps(m);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vm, _CMP_EQ_OQ));
+    if (mask) return i + __builtin_ctz(mask);
+  }
+  for (; i < n; i++) if (x[i] == m) return i;
+  return n;
+}
+#endif
+
+// sampleArgmax(row, vocab): first index of the largest entry (NaN skipped; 0 when no entry is above -Infinity)
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const float m = row_max(r.x, r.vocab);
+  int i = 0;
+  if (m != -INFINITY) {
+#if defined(__x86_64__)
+    if (use_avx2()) i = find_first_avx2(r.x, r.vocab, m);
+    else
+#endif
+      while (r.x[i] != m) i++;
+  }
+  return Napi::Number::New(info.Env(), i);
 }
 
 // sampleRowMax(row, vocab): largest entry (NaN skipped; -Infinity when none)
@@ -329,6 +364,41 @@ Napi::Value SumGather(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), reduce8(acc));
 }
 
+struct UpTo {
+  const float* x; double xmax, xlo, invT; int bmax; int32_t* idx; double* w; int32_t* bin; double* bins; int n;
+};
+inline void upto_one(UpTo& u, int i, double wi, int k) {
+  const int b = bin_of(k);
+  u.idx[u.n] = i;
+  u.bin[u.n] = b;
+  u.w[u.n++] = wi;
+  u.bins[b] += wi;
+}
+
+#if defined(__x86_64__)
+/** [0, end), end a multiple of 8: float-compare prefilter, the exp 4 at a time for groups with a candidate. */
+TLLM_AVX2 int upto8_avx2(UpTo& u, int end) {
+  const __m256 vlo = _mm256_set1_ps(nextafterf((float)u.xlo, -INFINITY));  // <= xlo: a superset
+  const __m256d vmax = _mm256_set1_pd(u.xmax), vfloor = _mm256_set1_pd(u.xlo), vinv = _mm256_set1_pd(u.invT);
+  for (int i = 0; i < end; i += 8) {
+    const __m256 x8 = _mm256_loadu_ps(u.x + i);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x8, vlo, _CMP_GE_OQ)) == 0) continue;
+    __m128i k0, k1;
+    alignas(32) double wl[8];
+    alignas(16) int32_t kl[8];
+    _mm256_store_pd(wl, weights4(_mm256_castps256_ps128(x8), vmax, vfloor, vinv, &k0));
+    _mm256_store_pd(wl + 4, weights4(_mm256_extractf128_ps(x8, 1), vmax, vfloor, vinv, &k1));
+    _mm_store_si128((__m128i*)kl, k0);
+    _mm_store_si128((__m128i*)(kl + 4), k1);
+    for (int l = 0; l < 8; l++) {
+      const double x = u.x[i + l];
+      if (x >= u.xlo && (x - u.xmax) * u.invT >= kExpMinArg && bin_of(kl[l]) <= u.bmax) upto_one(u, i + l, wl[l], kl[l]);
+    }
+  }
+  return end;
+}
+#endif
+
 // sampleGatherUpTo(row, vocab, xmax, xlo, invT, bmax, idx, w, bin, bins) -> count: tokens with
 // x >= xlo (a finite logit, select.ts binFloor) and bin <= bmax, in id order; bins[b] += w.
 Napi::Value GatherUpTo(const Napi::CallbackInfo& info) {
@@ -345,30 +415,112 @@ Napi::Value GatherUpTo(const Napi::CallbackInfo& info) {
   double* w = (double*)vw.data;
   int32_t* bin = (int32_t*)vb.data;
   double* bins = (double*)vbins.data;
-  const float xlo_f = nextafterf((float)xlo, -INFINITY);  // <= xlo: the float prefilter keeps every x >= xlo
-  int n = 0;
-  for (int i = 0; i < r.vocab; i++) {
-    if (!(r.x[i] >= xlo_f)) continue;
+  UpTo u{r.x, xmax, xlo, invT, bmax, idx, w, bin, bins, 0};
+  int i = 0;
+#if defined(__x86_64__)
+  if (use_avx2()) i = upto8_avx2(u, r.vocab & ~(kLanes - 1));
+#endif
+  for (; i < r.vocab; i++) {
     const double x = r.x[i];
     if (!(x >= xlo)) continue;
     const double y = (x - xmax) * invT;
     if (!(y >= kExpMinArg)) continue;
     const int k = exp_index(y);
-    const int b = bin_of(k);
-    if (b > bmax) continue;
-    const double wi = exp_at(y, k);
-    idx[n] = i;
-    bin[n] = b;
-    w[n++] = wi;
-    bins[b] += wi;
+    if (bin_of(k) <= bmax) upto_one(u, i, exp_at(y, k), k);
   }
+  const int n = u.n;
   return Napi::Number::New(info.Env(), n);
+}
+
+// ---- top-k (draw.ts selectTopK): the k largest by (value desc, id asc); NaN and -Infinity never ----
+struct TopK {
+  int32_t* idx; float* val; int k, size; float thr;  // thr: a candidate must beat it (the root once full)
+};
+inline bool worse(float va, int ia, float vb, int ib) { return va < vb || (va == vb && ia > ib); }
+void sift_down(TopK& h, int pos) {
+  const int i0 = h.idx[pos];
+  const float x0 = h.val[pos];
+  for (;;) {
+    int c = 2 * pos + 1;
+    if (c >= h.size) break;
+    if (c + 1 < h.size && worse(h.val[c + 1], h.idx[c + 1], h.val[c], h.idx[c])) c++;
+    if (!worse(h.val[c], h.idx[c], x0, i0)) break;
+    h.idx[pos] = h.idx[c];
+    h.val[pos] = h.val[c];
+    pos = c;
+  }
+  h.idx[pos] = i0;
+  h.val[pos] = x0;
+}
+/** token i (x > h.thr): pushed while the heap is not full, else it replaces the root (ids arrive in increasing order) */
+inline void offer(TopK& h, int i, float x) {
+  if (h.size < h.k) {
+    int pos = h.size++;
+    while (pos > 0) {
+      const int parent = (pos - 1) >> 1;
+      if (!worse(x, i, h.val[parent], h.idx[parent])) break;
+      h.idx[pos] = h.idx[parent];
+      h.val[pos] = h.val[parent];
+      pos = parent;
+    }
+    h.idx[pos] = i;
+    h.val[pos] = x;
+    if (h.size == h.k) h.thr = h.val[0];
+  } else {
+    h.idx[0] = i;
+    h.val[0] = x;
+    sift_down(h, 0);
+    h.thr = h.val[0];
+  }
+}
+
+#if defined(__x86_64__)
+TLLM_AVX2 int topk8_avx2(TopK& h, const float* x, int end) {
+  for (int i = 0; i < end; i += 8) {
+    int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(h.thr), _CMP_GT_OQ));
+    while (mask) {
+      const int l = __builtin_ctz(mask);
+      mask &= mask - 1;
+      if (x[i + l] > h.thr) offer(h, i + l, x[i + l]);
+    }
+  }
+  return end;
+}
+#endif
+
+// sampleTopK(row, vocab, k, outIdx, outVal) -> n <= k: ids/values sorted (value desc, id asc)
+Napi::Value TopKSel(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  const int k = (int)arg_int(info, 2, 1, 1 << 24, "k");
+  View vi = arg_view(info, 3, napi_int32_array, "outIdx"), vv = arg_view(info, 4, napi_float32_array, "outVal");
+  need_len(info.Env(), vi, k, "outIdx");
+  need_len(info.Env(), vv, k, "outVal");
+  TopK h{(int32_t*)vi.data, (float*)vv.data, k, 0, -INFINITY};
+  int i = 0;
+#if defined(__x86_64__)
+  if (use_avx2()) i = topk8_avx2(h, r.x, r.vocab & ~(kLanes - 1));
+#endif
+  for (; i < r.vocab; i++)
+    if (r.x[i] > h.thr) offer(h, i, r.x[i]);
+  // sort (value desc, id asc): a total order on distinct ids, so the result does not depend on the method
+  std::vector<std::pair<float, int>> tmp(h.size);
+  for (int j = 0; j < h.size; j++) tmp[j] = {h.val[j], h.idx[j]};
+  std::sort(tmp.begin(), tmp.end(), [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
+    return worse(b.first, b.second, a.first, a.second);
+  });
+  for (int j = 0; j < h.size; j++) {
+    h.val[j] = tmp[j].first;
+    h.idx[j] = tmp[j].second;
+  }
+  return Napi::Number::New(info.Env(), h.size);
 }
 
 }  // namespace
 
 void register_sampling(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleSetExpTable", Napi::Function::New(env, SetExpTable, "sampleSetExpTable"));
+  exports.Set("sampleArgmax", Napi::Function::New(env, Argmax, "sampleArgmax"));
+  exports.Set("sampleTopK", Napi::Function::New(env, TopKSel, "sampleTopK"));
   exports.Set("sampleRowMax", Napi::Function::New(env, RowMax, "sampleRowMax"));
   exports.Set("sampleSumBlocks", Napi::Function::New(env, SumBlocks, "sampleSumBlocks"));
   exports.Set("sampleLseRank", Napi::Function::New(env, LseRank, "sampleLseRank"));

@@ -8,7 +8,7 @@
 // the tokens near the top (top_p: the nucleus is resolved within that list, see drawNucleus).
 // The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
 import {
-  argmax, gatherBins, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, splitByBin, sumWeightBlocks, sumWeightsGather,
+  argmax, gatherBins, selectTopKNative, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, splitByBin, sumWeightBlocks, sumWeightsGather,
   SUBSAMPLE, WEIGHT_BINS, WEIGHT_BLOCK, weightHistogram, weightOf,
 } from "./select.js";
 
@@ -263,6 +263,8 @@ function packedSort(n: number, s: DrawScratch): void {
 export function selectTopK(
   row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array,
 ): number {
+  const n = k > 0 ? selectTopKNative(row, vocab, k, outIdx, outVal) : -1;
+  if (n >= 0) return n;
   const size = heapSelect(row, vocab, k, outIdx, outVal);
   sortDesc(outIdx, outVal, size);
   return size;

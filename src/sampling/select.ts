@@ -28,7 +28,7 @@ const ROUND_SHIFT = 6755399441055744; // 1.5·2^52: (v + S) - S rounds v to the 
 const EXP_FRAC = Float64Array.from({ length: 64 }, (_, j) => Math.pow(2, j / 64));
 const EXP_POW2 = Float64Array.from({ length: 1100 }, (_, m) => Math.pow(2, -m)); // 2^-m, subnormals included
 
-type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleSumBlocks" | "sampleScanBlocks"
+type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleArgmax" | "sampleTopK" | "sampleSumBlocks" | "sampleScanBlocks"
   | "sampleSumGather" | "sampleGatherUpTo" | "sampleLseRank">>;
 const nativeAvailable = openNative();
 let native: NativeSampling | null = null; // set after primeFeedback (the JS loops get their feedback first)
@@ -38,7 +38,7 @@ const nativeLse = new Float64Array(2);
 function openNative(): NativeSampling | null {
   if (process.env.TLLM_SAMPLING_JS === "1") return null;
   const a = loadAddon();
-  if (!a || typeof a.sampleLseRank !== "function" || typeof a.sampleSetExpTable !== "function") return null; // older build
+  if (!a || typeof a.sampleArgmax !== "function" || typeof a.sampleSetExpTable !== "function") return null; // older build
   a.sampleSetExpTable(EXP_FRAC);
   return a as NativeSampling;
 }
@@ -380,8 +380,14 @@ function lseScan(row: Float32Array, vocab: number, x0: number): number {
   return 0;
 }
 
+/** draw.ts selectTopK in the addon (k >= 1): the count, or -1 when the native passes are off. */
+export function selectTopKNative(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number {
+  return native !== null ? native.sampleTopK(row, vocab, k, outIdx, outVal) : -1;
+}
+
 /** Index of the largest value (ties: lowest id). A row of all -Infinity/NaN returns 0. */
 export function argmax(row: Float32Array, vocab: number): number {
+  if (native !== null) return native.sampleArgmax(row, vocab);
   let best = 0;
   let bestVal = -Infinity;
   for (let i = 0; i < vocab; i++) {

@@ -1,4 +1,4 @@
-// native/sampling.cc vs the JS passes of src/sampling/select.ts on awkward rows (vocab 1, 7, 8, 9,
+// native/sampling.cc vs the JS passes of src/sampling/select.ts (and draw.ts selectTopK) on awkward rows (vocab 1, 7, 8, 9,
 // 2053, 151 936; -Infinity, NaN, all-equal, far-below-max entries that reach exp's subnormal range
 // and underflow), on every kernel path this machine has. Weights and bins use the same exp (same
 // table, same operations) in both, so everything but a sum must match bit for bit; a sum adds the
@@ -8,9 +8,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  gatherUpTo, gatheredCount, logSumExpRank, rowMax, scanWeightBlocks, setNativeSampling, sumWeightBlocks,
+  argmax, gatherUpTo, gatheredCount, logSumExpRank, rowMax, scanWeightBlocks, setNativeSampling, sumWeightBlocks,
   sumWeightsGather, WEIGHT_BINS, WEIGHT_BLOCK,
 } from "../../src/sampling/select.js";
+import { selectTopK } from "../../src/sampling/draw.js";
+import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
+import { rngKeyForSeed } from "../../src/sampling/rng.js";
+import { createSamplingParams, type SamplingParamsInput } from "../../src/api/sampling-params.js";
 import { paths, rng, SEED, withPath } from "./native-helpers.js";
 
 const PATHS = paths();
@@ -28,7 +32,7 @@ function makeRow(r: () => number, n: number, kind: Kind): Float32Array {
 interface Out {
   max: number; total: number; blocks: Float64Array; picks: number[]; gsum: number; gcount: number;
   gidx: Int32Array; gw: Float64Array; gbin: Int32Array; sub: Float64Array; upCount: number; upIdx: Int32Array;
-  upW: Float64Array; upBins: Float64Array; lse: number; rank: number;
+  upW: Float64Array; upBins: Float64Array; lse: number; rank: number; arg: number; topk: Array<[number, number]>[];
 }
 
 function runAll(row: Float32Array, invT: number, minPNats: number): Out {
@@ -46,7 +50,13 @@ function runAll(row: Float32Array, invT: number, minPNats: number): Out {
   const upCount = gatherUpTo(row, n, xmax, floor, invT, 300, upIdx, upW, upBin, upBins);
   const lr = { lse: 0, rank: 0 };
   logSumExpRank(row, n, row[n >> 1], lr);
-  return { max, total, blocks, picks, gsum, gcount, gidx, gw, gbin, sub, upCount, upIdx, upW, upBins, ...lr };
+  const arg = argmax(row, n);
+  const topk = [1, 5, 50, n + 2].map((k) => {
+    const ids = new Int32Array(k), vals = new Float32Array(k);
+    const m = selectTopK(row, n, k, ids, vals);
+    return Array.from(ids.subarray(0, m), (id, j): [number, number] => [id, vals[j]]);
+  });
+  return { arg, topk, max, total, blocks, picks, gsum, gcount, gidx, gw, gbin, sub, upCount, upIdx, upW, upBins, ...lr };
 }
 
 function sumTol(sum: number, n: number): number {
@@ -76,6 +86,8 @@ function assertSame(a: Out, b: Out, n: number, exactSums: boolean, what: string)
   if (exactSums || !Number.isFinite(b.lse)) assert.ok(Object.is(a.lse, b.lse), `${what} lse ${a.lse} vs ${b.lse}`);
   else assert.ok(Math.abs(a.lse - b.lse) <= sumTol(1, n) + 4 * 2 ** -52 * Math.abs(b.lse), `${what} lse ${a.lse} vs ${b.lse}`);
   assert.equal(a.rank, b.rank, `${what} rank`);
+  assert.equal(a.arg, b.arg, `${what} argmax`);
+  assert.deepEqual(a.topk, b.topk, `${what} top-k (ids, values; value desc, id asc)`);
 }
 
 const SIZES = [1, 7, 8, 9, 2053, 151_936];
@@ -110,6 +122,42 @@ test("native lse handles rows without a finite entry and +Infinity as the JS pas
     for (const p of PATHS) {
       withPath(p, () => logSumExpRank(row, row.length, row[0], nat));
       assert.ok(Object.is(nat.lse, js.lse) && nat.rank === js.rank, `${p} [${Array.from(row)}]: ${nat.lse}/${nat.rank} vs ${js.lse}/${js.rank}`);
+    }
+  }
+});
+
+test("the Sampler draws the same tokens and logprobs for a seed on the avx2 and scalar paths and in JS", { skip: SKIP }, () => {
+  const vocab = 151_936, batch = 6;
+  const r = rng(SEED ^ 0x5eed);
+  const logits = new Float32Array(batch * vocab);
+  for (let i = 0; i < logits.length; i++) logits[i] = (r() * 2 - 1) * 4;
+  for (let b = 0; b < batch; b++) for (let j = 0; j < 30; j++) logits[b * vocab + Math.floor(r() * vocab)] = 8 + r() * 4;
+  const inputs: SamplingParamsInput[] = [
+    { temperature: 0.8, seed: 1 }, { temperature: 1.5, topP: 0.9, seed: 2 }, { temperature: 1, topK: 50, logprobs: 5, seed: 3 },
+    { temperature: 1, minP: 0.05, seed: 4 }, { temperature: 0.7, topP: 0.95, logprobs: 3, seed: 5 }, { temperature: 0, logprobs: 2 },
+  ];
+  const run = (steps: number) => {
+    const out: unknown[] = [];
+    for (let step = 0; step < steps; step++) {
+      const rows: SamplingRow[] = inputs.map((inp, i) => ({
+        params: createSamplingParams(inp), rng: rngKeyForSeed(inp.seed ?? 0, i), promptTokenIds: [1, 2], outputTokenIds: new Array(step).fill(7),
+      }));
+      out.push(new Sampler().sample(logits.slice(), rows, vocab));
+    }
+    return out;
+  };
+  const byPath = PATHS.map((p) => withPath(p, () => run(4)));
+  for (let p = 1; p < byPath.length; p++) assert.deepEqual(byPath[p], byPath[0], `seed ${SEED}: ${PATHS[p]} vs ${PATHS[0]}`);
+  setNativeSampling(false);
+  const js = run(4) as Array<Array<{ token: number; logprob: number; rank: number }>>;
+  setNativeSampling(true);
+  // JS sums in another order (1e-16 relative): the same tokens and ranks; logprobs within 1e-12
+  const nat = byPath[0] as typeof js;
+  for (let s = 0; s < js.length; s++) {
+    for (let i = 0; i < batch; i++) {
+      assert.equal(nat[s][i].token, js[s][i].token, `seed ${SEED} step ${s} row ${i} token`);
+      assert.equal(nat[s][i].rank, js[s][i].rank);
+      assert.ok(Object.is(nat[s][i].logprob, js[s][i].logprob) || Math.abs(nat[s][i].logprob - js[s][i].logprob) < 1e-12);
     }
   }
 });

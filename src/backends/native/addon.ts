@@ -64,6 +64,9 @@ export interface TllmAddon {
   /** sampling.cc: the whole-vocabulary passes of src/sampling/select.ts (same weights and bins, bit for bit) */
   sampleSetExpTable?(frac: Float64Array): void;
   sampleRowMax?(row: Float32Array, vocab: number): number;
+  sampleArgmax?(row: Float32Array, vocab: number): number;
+  /** the k largest (NaN / -Infinity never) sorted (value desc, id asc) into outIdx/outVal; returns how many */
+  sampleTopK?(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   sampleSumBlocks?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array): number;
   sampleScanBlocks?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array, t: number): number;
   sampleSumGather?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, xlist: number,
