@@ -375,26 +375,49 @@ inline void upto_one(UpTo& u, int i, double wi, int k) {
   u.bins[b] += wi;
 }
 
+/** token i (a candidate: x >= xlo as float): listed when x >= xlo, y >= EXP_MIN_ARG and its bin <= bmax */
+inline void upto_scalar(UpTo& u, int i) {
+  const double x = u.x[i];
+  if (!(x >= u.xlo)) return;
+  const double y = (x - u.xmax) * u.invT;
+  if (!(y >= kExpMinArg)) return;
+  const int k = exp_index(y);
+  if (bin_of(k) <= u.bmax) upto_one(u, i, exp_at(y, k), k);
+}
+
 #if defined(__x86_64__)
-/** [0, end), end a multiple of 8: float-compare prefilter, the exp 4 at a time for groups with a candidate. */
+/**
+ * [0, end), end a multiple of 8, in two steps: a float compare lists the candidate ids into u.idx
+ * (in place: the results, written at n <= the read position, never overtake it), then their
+ * weights are computed 4 at a time (flat rows have ~20% candidates: most 8-groups hold one).
+ */
 TLLM_AVX2 int upto8_avx2(UpTo& u, int end) {
   const __m256 vlo = _mm256_set1_ps(nextafterf((float)u.xlo, -INFINITY));  // <= xlo: a superset
-  const __m256d vmax = _mm256_set1_pd(u.xmax), vfloor = _mm256_set1_pd(u.xlo), vinv = _mm256_set1_pd(u.invT);
+  int nc = 0;
   for (int i = 0; i < end; i += 8) {
-    const __m256 x8 = _mm256_loadu_ps(u.x + i);
-    if (_mm256_movemask_ps(_mm256_cmp_ps(x8, vlo, _CMP_GE_OQ)) == 0) continue;
-    __m128i k0, k1;
-    alignas(32) double wl[8];
-    alignas(16) int32_t kl[8];
-    _mm256_store_pd(wl, weights4(_mm256_castps256_ps128(x8), vmax, vfloor, vinv, &k0));
-    _mm256_store_pd(wl + 4, weights4(_mm256_extractf128_ps(x8, 1), vmax, vfloor, vinv, &k1));
-    _mm_store_si128((__m128i*)kl, k0);
-    _mm_store_si128((__m128i*)(kl + 4), k1);
-    for (int l = 0; l < 8; l++) {
-      const double x = u.x[i + l];
-      if (x >= u.xlo && (x - u.xmax) * u.invT >= kExpMinArg && bin_of(kl[l]) <= u.bmax) upto_one(u, i + l, wl[l], kl[l]);
+    int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(u.x + i), vlo, _CMP_GE_OQ));
+    while (mask) {
+      u.idx[nc++] = i + __builtin_ctz(mask);
+      mask &= mask - 1;
     }
   }
+  const __m256d vmax = _mm256_set1_pd(u.xmax), vfloor = _mm256_set1_pd(u.xlo), vinv = _mm256_set1_pd(u.invT);
+  int c = 0;
+  for (; c + 4 <= nc; c += 4) {
+    alignas(16) int32_t ids[4];
+    memcpy(ids, u.idx + c, sizeof ids);
+    const __m128 x4 = _mm_set_ps(u.x[ids[3]], u.x[ids[2]], u.x[ids[1]], u.x[ids[0]]);
+    __m128i k4;
+    alignas(32) double wl[4];
+    alignas(16) int32_t kl[4];
+    _mm256_store_pd(wl, weights4(x4, vmax, vfloor, vinv, &k4));
+    _mm_store_si128((__m128i*)kl, k4);
+    for (int l = 0; l < 4; l++) {
+      const double x = u.x[ids[l]];
+      if (x >= u.xlo && (x - u.xmax) * u.invT >= kExpMinArg && bin_of(kl[l]) <= u.bmax) upto_one(u, ids[l], wl[l], kl[l]);
+    }
+  }
+  for (; c < nc; c++) upto_scalar(u, u.idx[c]);
   return end;
 }
 #endif
@@ -420,16 +443,47 @@ Napi::Value GatherUpTo(const Napi::CallbackInfo& info) {
 #if defined(__x86_64__)
   if (use_avx2()) i = upto8_avx2(u, r.vocab & ~(kLanes - 1));
 #endif
-  for (; i < r.vocab; i++) {
-    const double x = r.x[i];
-    if (!(x >= xlo)) continue;
-    const double y = (x - xmax) * invT;
-    if (!(y >= kExpMinArg)) continue;
-    const int k = exp_index(y);
-    if (bin_of(k) <= bmax) upto_one(u, i, exp_at(y, k), k);
-  }
+  for (; i < r.vocab; i++) upto_scalar(u, i);
   const int n = u.n;
   return Napi::Number::New(info.Env(), n);
+}
+
+// sampleSplitByBin(row, b, idx, w, bin, numKeep, cid, cx, counts: Int32Array[2]) (select.ts splitByBin):
+// list entries of bins < b stay in idx/w (order kept), those of bin b go to cid/cx (order kept);
+// counts = [kept, candidates]
+Napi::Value SplitByBin(const Napi::CallbackInfo& info) {
+  View vr = arg_view(info, 0, napi_float32_array, "row");
+  const int b = (int)arg_int(info, 1, 0, kBins - 1, "b");
+  View vi = arg_view(info, 2, napi_int32_array, "idx"), vw = arg_view(info, 3, napi_float64_array, "w");
+  View vb = arg_view(info, 4, napi_int32_array, "bin");
+  const int n = (int)arg_int(info, 5, 0, (int64_t)vi.length, "numKeep");
+  View vc = arg_view(info, 6, napi_int32_array, "cid"), vx = arg_view(info, 7, napi_float32_array, "cx");
+  View vn = arg_view(info, 8, napi_int32_array, "counts");
+  need_len(info.Env(), vw, n, "w");
+  need_len(info.Env(), vb, n, "bin");
+  need_len(info.Env(), vc, n, "cid");
+  need_len(info.Env(), vx, n, "cx");
+  need_len(info.Env(), vn, 2, "counts");
+  const float* row = (const float*)vr.data;
+  int32_t* idx = (int32_t*)vi.data;
+  double* w = (double*)vw.data;
+  const int32_t* bin = (const int32_t*)vb.data;
+  int32_t* cid = (int32_t*)vc.data;
+  float* cx = (float*)vx.data;
+  int nKeep = 0, nCand = 0;
+  for (int j = 0; j < n; j++) {
+    if (bin[j] < b) {
+      idx[nKeep] = idx[j];
+      w[nKeep++] = w[j];
+    } else if (bin[j] == b) {
+      if ((size_t)idx[j] >= vr.length) throw Napi::RangeError::New(info.Env(), "splitByBin: idx entry outside the row");
+      cid[nCand] = idx[j];
+      cx[nCand++] = row[idx[j]];
+    }
+  }
+  ((int32_t*)vn.data)[0] = nKeep;
+  ((int32_t*)vn.data)[1] = nCand;
+  return info.Env().Undefined();
 }
 
 // ---- top-k (draw.ts selectTopK): the k largest by (value desc, id asc); NaN and -Infinity never ----
@@ -521,6 +575,7 @@ void register_sampling(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleSetExpTable", Napi::Function::New(env, SetExpTable, "sampleSetExpTable"));
   exports.Set("sampleArgmax", Napi::Function::New(env, Argmax, "sampleArgmax"));
   exports.Set("sampleTopK", Napi::Function::New(env, TopKSel, "sampleTopK"));
+  exports.Set("sampleSplitByBin", Napi::Function::New(env, SplitByBin, "sampleSplitByBin"));
   exports.Set("sampleRowMax", Napi::Function::New(env, RowMax, "sampleRowMax"));
   exports.Set("sampleSumBlocks", Napi::Function::New(env, SumBlocks, "sampleSumBlocks"));
   exports.Set("sampleLseRank", Napi::Function::New(env, LseRank, "sampleLseRank"));

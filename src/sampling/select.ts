@@ -28,11 +28,12 @@ const ROUND_SHIFT = 6755399441055744; // 1.5·2^52: (v + S) - S rounds v to the 
 const EXP_FRAC = Float64Array.from({ length: 64 }, (_, j) => Math.pow(2, j / 64));
 const EXP_POW2 = Float64Array.from({ length: 1100 }, (_, m) => Math.pow(2, -m)); // 2^-m, subnormals included
 
-type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleArgmax" | "sampleTopK" | "sampleSumBlocks" | "sampleScanBlocks"
+type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleArgmax" | "sampleTopK" | "sampleSplitByBin" | "sampleSumBlocks" | "sampleScanBlocks"
   | "sampleSumGather" | "sampleGatherUpTo" | "sampleLseRank">>;
 const nativeAvailable = openNative();
 let native: NativeSampling | null = null; // set after primeFeedback (the JS loops get their feedback first)
 const nativeCount = new Int32Array(1);
+const nativeCount2 = new Int32Array(2);
 const nativeLse = new Float64Array(2);
 
 function openNative(): NativeSampling | null {
@@ -251,6 +252,12 @@ export function listHistogram(l: WeightList, bins: Float64Array): void {
  * l.cid/l.cx (order kept), the rest are dropped.
  */
 export function splitByBin(row: Float32Array, b: number, l: WeightList): void {
+  if (native !== null) {
+    native.sampleSplitByBin(row, b, l.idx, l.w, l.bin, l.numKeep, l.cid, l.cx, nativeCount2);
+    l.numKeep = nativeCount2[0];
+    l.numCand = nativeCount2[1];
+    return;
+  }
   splitLoop(row, b, l);
   l.numKeep = splitKeep;
   l.numCand = splitCand;

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   argmax, gatherUpTo, gatheredCount, logSumExpRank, rowMax, scanWeightBlocks, setNativeSampling, sumWeightBlocks,
-  sumWeightsGather, WEIGHT_BINS, WEIGHT_BLOCK,
+  splitByBin, sumWeightsGather, WEIGHT_BINS, WEIGHT_BLOCK, type WeightList,
 } from "../../src/sampling/select.js";
 import { selectTopK } from "../../src/sampling/draw.js";
 import { Sampler, type SamplingRow } from "../../src/sampling/sampler.js";
@@ -32,7 +32,7 @@ function makeRow(r: () => number, n: number, kind: Kind): Float32Array {
 interface Out {
   max: number; total: number; blocks: Float64Array; picks: number[]; gsum: number; gcount: number;
   gidx: Int32Array; gw: Float64Array; gbin: Int32Array; sub: Float64Array; upCount: number; upIdx: Int32Array;
-  upW: Float64Array; upBins: Float64Array; lse: number; rank: number; arg: number; topk: Array<[number, number]>[];
+  upW: Float64Array; upBins: Float64Array; lse: number; rank: number; arg: number; split: object; topk: Array<[number, number]>[];
 }
 
 function runAll(row: Float32Array, invT: number, minPNats: number): Out {
@@ -48,6 +48,13 @@ function runAll(row: Float32Array, invT: number, minPNats: number): Out {
   const gcount = gatheredCount();
   const upIdx = new Int32Array(n), upW = new Float64Array(n), upBin = new Int32Array(n), upBins = new Float64Array(WEIGHT_BINS);
   const upCount = gatherUpTo(row, n, xmax, floor, invT, 300, upIdx, upW, upBin, upBins);
+  // split the gathered list at the bin of its middle entry
+  const l: WeightList = {
+    idx: upIdx.slice(), w: upW.slice(), bin: upBin.slice(), numKeep: upCount, cid: new Int32Array(n), cx: new Float32Array(n), numCand: 0,
+  };
+  splitByBin(row, upCount > 0 ? upBin[upCount >> 1] : 0, l);
+  const split = { keep: Array.from(l.idx.subarray(0, l.numKeep)), kw: Array.from(l.w.subarray(0, l.numKeep)),
+    cid: Array.from(l.cid.subarray(0, l.numCand)), cx: Array.from(l.cx.subarray(0, l.numCand)) };
   const lr = { lse: 0, rank: 0 };
   logSumExpRank(row, n, row[n >> 1], lr);
   const arg = argmax(row, n);
@@ -56,7 +63,7 @@ function runAll(row: Float32Array, invT: number, minPNats: number): Out {
     const m = selectTopK(row, n, k, ids, vals);
     return Array.from(ids.subarray(0, m), (id, j): [number, number] => [id, vals[j]]);
   });
-  return { arg, topk, max, total, blocks, picks, gsum, gcount, gidx, gw, gbin, sub, upCount, upIdx, upW, upBins, ...lr };
+  return { split, arg, topk, max, total, blocks, picks, gsum, gcount, gidx, gw, gbin, sub, upCount, upIdx, upW, upBins, ...lr };
 }
 
 function sumTol(sum: number, n: number): number {
@@ -87,6 +94,7 @@ function assertSame(a: Out, b: Out, n: number, exactSums: boolean, what: string)
   else assert.ok(Math.abs(a.lse - b.lse) <= sumTol(1, n) + 4 * 2 ** -52 * Math.abs(b.lse), `${what} lse ${a.lse} vs ${b.lse}`);
   assert.equal(a.rank, b.rank, `${what} rank`);
   assert.equal(a.arg, b.arg, `${what} argmax`);
+  assert.deepEqual(a.split, b.split, `${what} splitByBin`);
   assert.deepEqual(a.topk, b.topk, `${what} top-k (ids, values; value desc, id asc)`);
 }
 

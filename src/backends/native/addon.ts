@@ -65,6 +65,9 @@ export interface TllmAddon {
   sampleSetExpTable?(frac: Float64Array): void;
   sampleRowMax?(row: Float32Array, vocab: number): number;
   sampleArgmax?(row: Float32Array, vocab: number): number;
+  /** select.ts splitByBin over a list of numKeep entries; counts = [kept, candidates] */
+  sampleSplitByBin?(row: Float32Array, b: number, idx: Int32Array, w: Float64Array, bin: Int32Array, numKeep: number,
+    cid: Int32Array, cx: Float32Array, counts: Int32Array): void;
   /** the k largest (NaN / -Infinity never) sorted (value desc, id asc) into outIdx/outVal; returns how many */
   sampleTopK?(row: Float32Array, vocab: number, k: number, outIdx: Int32Array, outVal: Float32Array): number;
   sampleSumBlocks?(row: Float32Array, vocab: number, xmax: number, floor: number, invT: number, blockSums: Float64Array): number;
