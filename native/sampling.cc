@@ -35,6 +35,16 @@ constexpr int kLanes = 8;
 double g_frac[64];                 // 2^(j/64), from JS (Math.pow) so the bits match select.ts
 double g_pow2[1100];               // 2^-m, subnormals included (exact powers of two)
 bool g_table_ok = false;
+int32_t g_pack[256][8];            // left-pack: the set bits of a mask, lowest first
+
+void init_pack() {
+  for (int m = 0; m < 256; m++) {
+    int n = 0;
+    for (int l = 0; l < 8; l++)
+      if (m >> l & 1) g_pack[m][n++] = l;
+    while (n < 8) g_pack[m][n++] = 0;
+  }
+}
 
 inline int exp_index(double y) { return (int)((y * kInvStep + kShift) - kShift); }
 inline double exp_at(double y, int k) {
@@ -137,6 +147,7 @@ Napi::Value SetExpTable(const Napi::CallbackInfo& info) {
   need_len(info.Env(), f, 64, "frac");
   memcpy(g_frac, f.data, sizeof g_frac);
   for (int m = 0; m < 1100; m++) g_pow2[m] = ldexp(1.0, -m);
+  init_pack();
   g_table_ok = true;
   return info.Env().Undefined();
 }
@@ -394,12 +405,11 @@ inline void upto_scalar(UpTo& u, int i) {
 TLLM_AVX2 int upto8_avx2(UpTo& u, int end) {
   const __m256 vlo = _mm256_set1_ps(nextafterf((float)u.xlo, -INFINITY));  // <= xlo: a superset
   int nc = 0;
-  for (int i = 0; i < end; i += 8) {
-    int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(u.x + i), vlo, _CMP_GE_OQ));
-    while (mask) {
-      u.idx[nc++] = i + __builtin_ctz(mask);
-      mask &= mask - 1;
-    }
+  for (int i = 0; i < end; i += 8) {  // branch-free left-pack: 8 ids stored, nc advances by the count
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(u.x + i), vlo, _CMP_GE_OQ));
+    const __m256i lanes = _mm256_loadu_si256((const __m256i*)g_pack[mask]);
+    _mm256_storeu_si256((__m256i*)(u.idx + nc), _mm256_add_epi32(_mm256_set1_epi32(i), lanes));  // nc <= i: in bounds
+    nc += __builtin_popcount(mask);
   }
   const __m256d vmax = _mm256_set1_pd(u.xmax), vfloor = _mm256_set1_pd(u.xlo), vinv = _mm256_set1_pd(u.invT);
   int c = 0;
