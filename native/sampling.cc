@@ -329,8 +329,13 @@ TLLM_AVX2 int gather8_avx2(Gather& g, int end, double* acc) {
     a = _mm256_add_pd(a, w0);
     b = _mm256_add_pd(b, w1);
     // lanes that may be listed (exact test in gather_one) or subsampled
-    int flag = _mm256_movemask_ps(_mm256_cmp_ps(x8, vlist, _CMP_GE_OQ)) | ((i & (kSub - 1)) == 0 ? 1 : 0);
-    if (flag == 0) continue;
+    const int listed = _mm256_movemask_ps(_mm256_cmp_ps(x8, vlist, _CMP_GE_OQ));
+    if (listed == 0) {
+      if ((i & (kSub - 1)) != 0) continue;
+      const double x = g.x[i];  // subsampled lane 0 only
+      if (x >= g.floor && (x - g.xmax) * g.invT >= kExpMinArg) gather_one(g, i, _mm256_cvtsd_f64(w0), _mm_cvtsi128_si32(k0));
+      continue;
+    }
     alignas(32) double wl[8];
     alignas(16) int32_t kl[8];
     _mm256_store_pd(wl, w0);
