@@ -3,6 +3,8 @@
 // and the f16/q8 rounding of the next matmul's activations turns a 1-ulp difference here into a
 // visible one downstream (see act-quant.ts).
 
+import { glibcExpf } from "./libm.js";
+
 const fr = Math.fround;
 const fma = (a: number, b: number, c: number): number => fr(a * b + c); // a*b exact in f64 (f32 inputs)
 
@@ -50,14 +52,14 @@ export function ggmlExpf(x: number): number {
 
 /** out[m, n] = silu(gate) * up, gateUp [m, 2n] = per row [gate(n) | up(n)].
  *  ggml_vec_swiglu_f32 per row: groups of 8 use ggml_v_silu = x / (1 + ggml_v_expf(-x)) in f32;
- *  the n % 8 tail uses ggml_silu_f32 = x / (1.0f + expf(-x)) (libm expf: correctly rounded here). */
+ *  the n % 8 tail uses ggml_silu_f32 = x / (1.0f + expf(-x)) (glibc's expf, bit for bit: libm.ts). */
 export function siluMul(out: Float32Array, gateUp: Float32Array, m: number, n: number): void {
   const vec = n - (n % 8);
   for (let i = 0; i < m; i++) {
     const g0 = i * 2 * n, u0 = g0 + n, o = i * n;
     for (let c = 0; c < n; c++) {
       const g = gateUp[g0 + c]!;
-      const e = c < vec ? ggmlExpf(-g) : fr(Math.exp(-g));
+      const e = c < vec ? ggmlExpf(-g) : glibcExpf(-g);
       out[o + c] = fr(g / fr(1 + e)) * gateUp[u0 + c]!;
     }
   }
