@@ -6,7 +6,8 @@
 // one max pass and one pass computing w_i (table-driven exp, select.ts) for the tokens min_p keeps,
 // which also records per-block sums (no top_p: the draw rescans a single 2048-id block) or lists
 // the tokens near the top (top_p: the nucleus is resolved within that list, see drawNucleus).
-// The vocabulary passes themselves are in select.ts (see there why they sit next to the exp).
+// The vocabulary passes themselves are in select.ts (see there why they sit next to the exp); with
+// the addon built they run natively (native/sampling.cc, same weights and bins bit for bit).
 import {
   argmax, gatherBins, selectTopKNative, gatherUpTo, gatheredCount, listHistogram, rowMax, scanWeightBlocks, splitByBin, sumWeightBlocks, sumWeightsGather,
   SUBSAMPLE, WEIGHT_BINS, WEIGHT_BLOCK, weightHistogram, weightOf,
