@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <utility>
 #include <vector>
 #if defined(__x86_64__)
@@ -34,7 +36,8 @@ constexpr int kLanes = 8;
 
 double g_frac[64];                 // 2^(j/64), from JS (Math.pow) so the bits match select.ts
 double g_pow2[1100];               // 2^-m, subnormals included (exact powers of two)
-bool g_table_ok = false;
+std::atomic<bool> g_table_ok{false};  // set once per process (every JS thread hands over the same table)
+std::mutex g_table_mu;
 int32_t g_pack[256][8];            // left-pack: the set bits of a mask, lowest first
 
 void init_pack() {
@@ -145,6 +148,11 @@ Row row_arg(const Napi::CallbackInfo& info) {
 Napi::Value SetExpTable(const Napi::CallbackInfo& info) {
   View f = arg_view(info, 0, napi_float64_array, "frac");
   need_len(info.Env(), f, 64, "frac");
+  std::lock_guard<std::mutex> lk(g_table_mu);
+  if (g_table_ok) {  // another worker thread's copy of select.ts got here first: never rewrite a table in use
+    if (memcmp(g_frac, f.data, sizeof g_frac) != 0) throw Napi::Error::New(info.Env(), "sampleSetExpTable: a different table is already set");
+    return info.Env().Undefined();
+  }
   memcpy(g_frac, f.data, sizeof g_frac);
   for (int m = 0; m < 1100; m++) g_pow2[m] = ldexp(1.0, -m);
   init_pack();
