@@ -4,12 +4,11 @@
 //   on prefix-cache hits, on preemption/recompute, or on chunked prefill; and they equal the
 //   independent simple loop behind LLM.generate (own KV layout, no scheduler).
 // "Alone" runs use a unique cacheSalt so that they never hit blocks cached by the batched runs.
-// Kernel note: the native matmul runs a GEMV over q8-quantized activations below a per-type row
-// count (16 for Q8_0) and an f32 GEMM above it, so a token's logits depend on how many rows share
-// its step (a decode token packed next to a prompt chunk takes the GEMM path; alone, the GEMV).
-// That is a kernel property, not the executor's: these tests pin the GEMM path for every m
-// (TLLM_GEMM_MIN_M=1, read by the addon at its first matmul; the worker shares the process env),
-// where results are row-independent, as they are on the reference backend.
+// Kernel note: the fixture's weights are Q8_0, whose ggml arithmetic (vec_dot for one row, tinyBLAS_Q0
+// for several: the same 8 fma lanes per block, then the same horizontal sum) does not depend on how
+// many rows share a matmul, on the native and the reference backend alike. (F16 and Q4_K do depend on
+// it, in llama.cpp too: src/executor/README.md.) TLLM_GEMM_MIN_M=1 pins the GEMM path of the other,
+// non-exact weight types (read by the addon at its first matmul; the worker shares the process env).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
