@@ -61,7 +61,8 @@ type NlcLlama = Awaited<ReturnType<Nlc["getLlama"]>>;
 async function nlcAggregate(llama: NlcLlama, gguf: string, n: number, vocab: number): Promise<number> {
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0, useMmap: true });
   try {
-    const ctx = await model.createContext({ contextSize: n * (PP + TG + 16), sequences: n, batchSize: 512, threads: T });
+    // contextSize is per sequence in node-llama-cpp (its KV holds contextSize x sequences tokens)
+    const ctx = await model.createContext({ contextSize: PP + TG + 16, sequences: n, batchSize: 512, threads: T });
     const t0 = performance.now();
     const counts = await Promise.all(Array.from({ length: n }, async (_, i) => {
       let k = 0;
