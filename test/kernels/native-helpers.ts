@@ -8,17 +8,7 @@ import { isNativeAvailable, nativeInfo, setForceScalar } from "../../src/backend
 
 export const SEED = Number(process.env.TLLM_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from "../unit/test-rng.js";
 
 /** uniform in [-scale, scale) */
 export function randArray(r: () => number, n: number, scale = 1): Float32Array {
