@@ -155,16 +155,17 @@ static Napi::Value Argmax(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// args [i..i+5]: kvData (f32 or u16), numBlocks, tokensPerBlock, numKvHeads, headDim
+// args [i..i+5]: kvData (f32, u16 = f16 or i8), numBlocks, tokensPerBlock, numKvHeads, headDim
 static KvDesc arg_kv(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
   View d = arg_view(info, i, -1, "kv.data");
-  if (d.type != napi_float32_array && d.type != napi_uint16_array)
-    throw Napi::TypeError::New(env, "kv.data: expected Float32Array or Uint16Array");
+  if (d.type != napi_float32_array && d.type != napi_uint16_array && d.type != napi_int8_array)
+    throw Napi::TypeError::New(env, "kv.data: expected Float32Array, Uint16Array or Int8Array");
   KvDesc kv{d.data, d.type == napi_uint16_array ? 1 : 0, (int)arg_int(info, i + 1, 1, kMaxDim, "kv.numBlocks"),
             (int)arg_int(info, i + 2, 1, 1 << 20, "kv.tokensPerBlock"), (int)arg_int(info, i + 3, 1, 4096, "kv.numKvHeads"),
-            (int)arg_int(info, i + 4, 1, 2048, "kv.headDim")};
-  need_len(env, d, (size_t)kv.numBlocks * 2 * kv.nkv * kv.tpb * kv.hd, "kv.data");
+            (int)arg_int(info, i + 4, 1, 2048, "kv.headDim"), d.type == napi_int8_array ? 1 : 0};
+  need_len(env, d, kv_pool_elements(kv), "kv.data");
+  if (kv.i8 && (kv.hd % 4 || (uintptr_t)d.data % 4)) throw Napi::RangeError::New(env, "kv.data: int8 pools need headDim % 4 == 0 and 4-byte alignment");
   return kv;
 }
 

@@ -226,20 +226,21 @@ struct Step {
   float* out;
 };
 
-// kvLayers[l] -> KvDesc of the pool [numBlocks, 2, nkv, tpb, hd] (f32 or f16)
+// kvLayers[l] -> KvDesc of the pool [numBlocks, 2, nkv, tpb, hd] (f32, f16 or int8 with per-row scales)
 std::vector<KvDesc> bind_kv(const Graph& g, Napi::Env env, Napi::Array kvs, int numBlocks, int tpb) {
   const int L = (int)g.layers.size();
   if (kvs.Length() != (uint32_t)L) throw Napi::RangeError::New(env, "kvLayers: expected one per layer");
   std::vector<KvDesc> kv(L);
-  const size_t kvElems = (size_t)numBlocks * 2 * g.nkv * tpb * g.hd;
   for (int l = 0; l < L; l++) {
     napi_typedarray_type type;
     size_t len;
     void* data;
     if (napi_get_typedarray_info(env, kvs.Get((uint32_t)l), &type, &len, &data, nullptr, nullptr) != napi_ok ||
-        (type != napi_float32_array && type != napi_uint16_array) || len < kvElems)
-      throw Napi::TypeError::New(env, "kvLayers[" + std::to_string(l) + "]: expected a Float32Array or Uint16Array of the pool's size");
-    kv[l] = KvDesc{data, type == napi_uint16_array ? 1 : 0, numBlocks, tpb, g.nkv, g.hd};
+        (type != napi_float32_array && type != napi_uint16_array && type != napi_int8_array))
+      throw Napi::TypeError::New(env, "kvLayers[" + std::to_string(l) + "]: expected a Float32Array, Uint16Array or Int8Array");
+    kv[l] = KvDesc{data, type == napi_uint16_array ? 1 : 0, numBlocks, tpb, g.nkv, g.hd, type == napi_int8_array ? 1 : 0};
+    if (len < kv_pool_elements(kv[l]) || (kv[l].i8 && (g.hd % 4 || (uintptr_t)data % 4)))
+      throw Napi::RangeError::New(env, "kvLayers[" + std::to_string(l) + "]: smaller than the pool's size, or an unaligned int8 pool");
   }
   return kv;
 }

@@ -21,8 +21,13 @@ inline size_t row_bytes(int type, int n) {
   return (size_t)(n / t.blockSize) * (size_t)t.typeSize;
 }
 
-/** Paged KV pool [numBlocks, 2, nkv, tpb, hd] in f32 or f16 (IEEE half bits). */
-struct KvDesc { void* data; int f16; int numBlocks; int tpb; int nkv; int hd; };
+/** Paged KV pool [numBlocks, 2, nkv, tpb, hd] in f32 or f16 (IEEE half bits); i8: each block is
+ *  [2, nkv, tpb, hd] int8 followed by [2, nkv, tpb] f32 scales (one per token and head, see kv_quant_row). */
+struct KvDesc { void* data; int f16; int numBlocks; int tpb; int nkv; int hd; int i8 = 0; };
+/** elements of the pool's typed array (f32 / u16 / i8) */
+inline size_t kv_pool_elements(const KvDesc& kv) {
+  return (size_t)kv.numBlocks * 2 * kv.nkv * kv.tpb * ((size_t)kv.hd + (kv.i8 ? 4 : 0));
+}
 /** One sequence of a packed attention batch; table holds block ids for positions [0, kvLen). */
 struct SeqDesc { int qStart; int qLen; int kvLen; const int32_t* table; };
 
