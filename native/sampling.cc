@@ -20,6 +20,7 @@
 #endif
 
 #include "addon.h"
+#include "pool.h"
 
 namespace tllm {
 namespace {
@@ -214,25 +215,37 @@ TLLM_AVX2 int find_first_avx2(const float* x, int n, float m) {
 }
 #endif
 
-// sampleArgmax(row, vocab): first index of the largest entry (NaN skipped; 0 when no entry is above -Infinity)
-Napi::Value Argmax(const Napi::CallbackInfo& info) {
-  Row r = row_arg(info);
-  const float m = row_max(r.x, r.vocab);
+/** first index of the largest entry (NaN skipped; 0 when no entry is above -Infinity) */
+int argmax_row(const float* x, int vocab) {
+  const float m = row_max(x, vocab);
   int i = 0;
   if (m != -INFINITY) {
 #if defined(__x86_64__)
-    if (use_avx2()) i = find_first_avx2(r.x, r.vocab, m);
+    if (use_avx2()) i = find_first_avx2(x, vocab, m);
     else
 #endif
-      while (r.x[i] != m) i++;
+      while (x[i] != m) i++;
   }
-  return Napi::Number::New(info.Env(), i);
+  return i;
+}
+
+// sampleArgmax(row, vocab): argmax_row
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Row r = row_arg(info);
+  return Napi::Number::New(info.Env(), argmax_row(r.x, r.vocab));
 }
 
 // sampleRowMax(row, vocab): largest entry (NaN skipped; -Infinity when none)
 Napi::Value RowMax(const Napi::CallbackInfo& info) {
   Row r = row_arg(info);
   return Napi::Number::New(info.Env(), (double)row_max(r.x, r.vocab));
+}
+
+/** log Σ exp(x) in two passes: max, then Σ exp(x - max) (NaN, -inf add 0); ±Infinity when the max is */
+double lse_row(const float* x, int vocab) {
+  const double m = row_max(x, vocab);
+  if (m == -INFINITY || m == INFINITY) return m;
+  return m + log(sum_range(x, 0, vocab, m, -INFINITY, 1));
 }
 
 // sampleLseRank(row, vocab, x0, out: Float64Array[2]): out = [log Σ exp(row), 1 + #(row > x0)];
@@ -243,11 +256,19 @@ Napi::Value LseRank(const Napi::CallbackInfo& info) {
   View o = arg_view(info, 3, napi_float64_array, "out");
   need_len(info.Env(), o, 2, "out");
   double* out = (double*)o.data;
-  const double m = row_max(r.x, r.vocab);
-  if (m == -INFINITY || m == INFINITY) out[0] = m;
-  else out[0] = m + log(sum_range(r.x, 0, r.vocab, m, -INFINITY, 1));
+  out[0] = lse_row(r.x, r.vocab);
   out[1] = 1 + count_above(r.x, r.vocab, x0);
   return info.Env().Undefined();
+}
+
+/** Σw, with the sum of block j (ids [j·kBlock, (j+1)·kBlock)) into blocks[j] */
+double sum_blocks(const float* x, int vocab, double xmax, double floor, double invT, double* blocks) {
+  double total = 0;
+  for (int j = 0, start = 0; start < vocab; j++, start += kBlock) {
+    blocks[j] = sum_range(x, start, start + kBlock < vocab ? start + kBlock : vocab, xmax, floor, invT);
+    total += blocks[j];
+  }
+  return total;
 }
 
 // sampleSumBlocks(row, vocab, xmax, floor, invT, blockSums): Σw, block sums as select.ts sumWeightBlocks
@@ -256,44 +277,44 @@ Napi::Value SumBlocks(const Napi::CallbackInfo& info) {
   const double xmax = arg_num(info, 2, "xmax"), floor = arg_num(info, 3, "floor"), invT = arg_num(info, 4, "invT");
   View bs = arg_view(info, 5, napi_float64_array, "blockSums");
   need_len(info.Env(), bs, (size_t)((r.vocab + kBlock - 1) / kBlock), "blockSums");
-  double* blocks = (double*)bs.data;
-  double total = 0;
-  for (int j = 0, start = 0; start < r.vocab; j++, start += kBlock) {
-    blocks[j] = sum_range(r.x, start, start + kBlock < r.vocab ? start + kBlock : r.vocab, xmax, floor, invT);
-    total += blocks[j];
-  }
-  return Napi::Number::New(info.Env(), total);
+  return Napi::Number::New(info.Env(), sum_blocks(r.x, r.vocab, xmax, floor, invT, (double*)bs.data));
 }
 
-// sampleScanBlocks(row, vocab, xmax, floor, invT, blockSums, t): select.ts scanWeightBlocks
+/** select.ts scanWeightBlocks: the first kept token at which the running weight exceeds t (-1: none) */
+int scan_blocks(const float* x, int vocab, double xmax, double floor, double invT, const double* blocks, double t) {
+  double acc = 0;
+  for (int j = 0, start = 0; start < vocab; j++, start += kBlock) {
+    if (!(acc + blocks[j] > t)) {
+      acc += blocks[j];
+      continue;
+    }
+    const int end = start + kBlock < vocab ? start + kBlock : vocab;
+    int last = -1;
+    for (int i = start; i < end; i++) {
+      const double w = weight(x[i], xmax, floor, invT);
+      if (w > 0) last = i;
+      acc += w;
+      if (acc > t) return i;
+    }
+    return last;
+  }
+  return -1;
+}
+
+// sampleScanBlocks(row, vocab, xmax, floor, invT, blockSums, t): scan_blocks
 Napi::Value ScanBlocks(const Napi::CallbackInfo& info) {
   Row r = row_arg(info);
   const double xmax = arg_num(info, 2, "xmax"), floor = arg_num(info, 3, "floor"), invT = arg_num(info, 4, "invT");
   View bs = arg_view(info, 5, napi_float64_array, "blockSums");
   need_len(info.Env(), bs, (size_t)((r.vocab + kBlock - 1) / kBlock), "blockSums");
   const double t = arg_num(info, 6, "t");
-  const double* blocks = (const double*)bs.data;
-  double acc = 0;
-  for (int j = 0, start = 0; start < r.vocab; j++, start += kBlock) {
-    if (!(acc + blocks[j] > t)) {
-      acc += blocks[j];
-      continue;
-    }
-    const int end = start + kBlock < r.vocab ? start + kBlock : r.vocab;
-    int last = -1;
-    for (int i = start; i < end; i++) {
-      const double w = weight(r.x[i], xmax, floor, invT);
-      if (w > 0) last = i;
-      acc += w;
-      if (acc > t) return Napi::Number::New(info.Env(), i);
-    }
-    return Napi::Number::New(info.Env(), last);
-  }
-  return Napi::Number::New(info.Env(), -1);
+  return Napi::Number::New(info.Env(), scan_blocks(r.x, r.vocab, xmax, floor, invT, (const double*)bs.data, t));
 }
 
 #include "sampling_top_p.inc"
 #include "sampling_top_k.inc"
+#include "sampling_mask.inc"
+#include "sampling_batch.inc"
 
 
 }  // namespace
@@ -309,6 +330,8 @@ void register_sampling(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleSumGather", Napi::Function::New(env, SumGather, "sampleSumGather"));
   exports.Set("sampleGatherUpTo", Napi::Function::New(env, GatherUpTo, "sampleGatherUpTo"));
   exports.Set("sampleScanBlocks", Napi::Function::New(env, ScanBlocks, "sampleScanBlocks"));
+  exports.Set("sampleApplyMask", Napi::Function::New(env, ApplyMask, "sampleApplyMask"));
+  exports.Set("sampleBatch", Napi::Function::New(env, SampleBatch, "sampleBatch"));
 }
 
 }  // namespace tllm

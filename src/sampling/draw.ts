@@ -76,15 +76,19 @@ export class DrawScratch {
 /** top_k > 0: select k candidates (sorted), cut by min_p, weight, cut by top_p, draw. */
 export function drawTopK(row: Float32Array, vocab: number, k: number, f: Filters, u: number, s: DrawScratch): number {
   s.ensureK(k);
-  let n = selectTopK(row, vocab, k, s.idx, s.val);
+  return drawSelected(s.idx, s.val, selectTopK(row, vocab, k, s.idx, s.val), f, u, s);
+}
+
+/** drawTopK after the selection: ids/vals[0..n) sorted (value desc, id asc); s.w is the weight scratch. */
+export function drawSelected(idx: Int32Array, val: Float32Array, n: number, f: Filters, u: number, s: DrawScratch): number {
   if (n === 0) return 0; // every token banned
-  const xmax = s.val[0];
-  if (xmax === Infinity) return s.idx[0];
+  const xmax = val[0];
+  if (xmax === Infinity) return idx[0];
   const floor = xmax + f.logMinP;
-  while (n > 1 && s.val[n - 1] < floor) n--;
+  while (n > 1 && val[n - 1] < floor) n--;
   if (s.w.length < n) s.w = new Float64Array(Math.max(n, s.w.length * 2));
   let sum = 0;
-  for (let j = 0; j < n; j++) sum += s.w[j] = Math.exp((s.val[j] - xmax) * f.invT);
+  for (let j = 0; j < n; j++) sum += s.w[j] = Math.exp((val[j] - xmax) * f.invT);
   if (f.topP < 1) {
     const target = f.topP * sum;
     let cum = 0;
@@ -93,7 +97,7 @@ export function drawTopK(row: Float32Array, vocab: number, k: number, f: Filters
     n = Math.max(1, m);
     sum = cum > 0 ? cum : s.w[0];
   }
-  return s.idx[pick(s.w, n, u * sum)];
+  return idx[pick(s.w, n, u * sum)];
 }
 
 /** Index j of the first cumulative weight exceeding `target` among w[0..n-1] (last positive if none). */
@@ -142,14 +146,34 @@ export function drawFull(row: Float32Array, vocab: number, f: Filters, u: number
 function drawNucleus(
   row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, s: DrawScratch,
 ): number {
+  s.sub.fill(0);
+  const sum = sumWeightsGather(row, vocab, xmax, floor, f.invT, listFloor(f, xmax, floor), s.idx, s.w, s.bin, s.sub);
+  s.numKeep = gatheredCount();
+  return drawNucleusFrom(row, vocab, f, u, xmax, floor, sum, s);
+}
+
+/** Nats of weight the first top-p list spans: ln(topP / (1 - topP)) + LIST_NATS (see drawNucleus). */
+export function listNats(topP: number): number {
+  return Math.log(topP / (1 - topP)) + LIST_NATS;
+}
+
+/** x1 of drawNucleus: the first list holds the kept tokens with x >= x1. */
+function listFloor(f: Filters, xmax: number, floor: number): number {
+  return Math.max(floor, xmax - listNats(f.topP) / f.invT);
+}
+
+/**
+ * drawNucleus after its first pass: s.idx/w/bin[0..s.numKeep) hold the first list, s.sub the
+ * subsampled histogram, `sum` = Σw (from sumWeightsGather, or the addon's batched step).
+ */
+export function drawNucleusFrom(
+  row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, sum: number, s: DrawScratch,
+): number {
   const invT = f.invT;
   const bins = s.bins;
   const sub = s.sub;
-  sub.fill(0);
-  const x1 = Math.max(floor, xmax - (Math.log(f.topP / (1 - f.topP)) + LIST_NATS) / invT);
-  const sum = sumWeightsGather(row, vocab, xmax, floor, invT, x1, s.idx, s.w, s.bin, sub);
+  const x1 = listFloor(f, xmax, floor);
   const target = f.topP * sum;
-  s.numKeep = gatheredCount();
   listHistogram(s, bins);
   if (listedMass(s.w, s.numKeep) < target && x1 > floor) {
     // estimated histogram: the list's exact bins + SUBSAMPLE x the subsampled bins of the rest

@@ -42,8 +42,12 @@ import {
   applyBadWords, applyBias, applyMinTokens, applyNoRepeatNgram, applyPenalties, PenaltyScratch, TokenSeq,
 } from "./processors.js";
 import { uniformAt, type RngKey } from "./rng.js";
-import { drawFull, drawTopK, DrawScratch } from "./draw.js";
-import { argmax } from "./select.js";
+import { drawFull, drawNucleusFrom, drawSelected, drawTopK, DrawScratch, listNats, type Filters } from "./draw.js";
+import { argmax, WEIGHT_BINS } from "./select.js";
+import {
+  KIND_DONE, KIND_NUCLEUS, KIND_TOPK, LP_CAP, NativeBatch, O_ALLOWED, O_COUNT, O_FLOOR, O_KIND, O_SUM, O_TOKEN, O_XMAX, OP_ARGMAX,
+  OP_SAMPLE, OUT, P_INVT, P_K, P_LISTNATS, P_LOGMINP, P_LPK, P_LSE, P_OP, P_TOPP, P_U, PLAN, sampleBatched, batchedSampling,
+} from "./batch.js";
 import { applyTokenBitmask } from "./guided/mask.js";
 
 /** Masks allowing at most this many tokens are drawn through the top-k path (see drawSample). */
@@ -87,23 +91,82 @@ export class Sampler {
   private readonly lp = new LogprobScratch();
   /** tokens the current row's grammar mask allows (0: no mask) */
   private allowed = 0;
+  /** the batched native step's buffers (null: native passes off) */
+  private batch: NativeBatch | null | undefined;
 
   sample(logits: Float32Array, rows: readonly SamplingRow[], vocab: number): SampleResult[] {
     if (!Number.isInteger(vocab) || vocab <= 0) throw new ValidationError("vocab", vocab, "must be a positive integer");
     if (logits.length < rows.length * vocab) {
       throw new ValidationError("logits", logits.length, `too short for ${rows.length} rows of vocab ${vocab}`);
     }
+    if (rows.length >= 2 && batchedSampling() && (this.batch ??= NativeBatch.create()) !== null) {
+      return sampleBatched(this, this.batch, logits, rows, vocab);
+    }
     const out: SampleResult[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = this.sampleRow(logits.subarray(i * vocab, (i + 1) * vocab), rows[i], vocab);
     return out;
   }
 
-  private sampleRow(row: Float32Array, r: SamplingRow, vocab: number): SampleResult {
+  /**
+   * The batched step's phase 1 for row i (batch.ts): steps 0-6 in JS, then the row's plan for the
+   * native call (step 6b, the mask, and steps 7-12's vocabulary passes). Rows the batch cannot take
+   * (logprobs of a modified row, top_k or logprobs above its capacities) are sampled whole here.
+   */
+  prepareBatchRow(row: Float32Array, r: SamplingRow, vocab: number, b: NativeBatch, i: number): SampleResult | null {
+    const p = r.params;
+    if (p.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported by Sampler.sample");
+    const { numLogprobs, wantLogprob } = logprobsWanted(r);
+    const k = p.topK > 0 && p.topK < vocab ? p.topK : 0;
+    if ((wantLogprob && modifiesLogits(p, r)) || k > b.cap || (numLogprobs ?? 0) > LP_CAP) return this.sampleRow(row, r, vocab);
+    this.applyProcessors(row, r, vocab, this.seq.set(r.promptTokenIds, r.outputTokenIds), false);
+    const q = b.plan.subarray(i * PLAN, (i + 1) * PLAN);
+    q[P_OP] = p.strategy === "greedy" || !(p.temperature > 1e-30) ? OP_ARGMAX : OP_SAMPLE;
+    q[P_LSE] = wantLogprob ? 1 : 0;
+    q[P_LPK] = numLogprobs !== null && numLogprobs > 0 ? numLogprobs : 0;
+    if (q[P_OP] === OP_SAMPLE) {
+      const f = this.filters(r);
+      q[P_K] = k;
+      q[P_INVT] = f.invT;
+      q[P_LOGMINP] = f.logMinP;
+      q[P_TOPP] = f.topP;
+      q[P_LISTNATS] = f.topP < 1 ? listNats(f.topP) : 0;
+      q[P_U] = uniformAt(r.rng, r.outputTokenIds.length);
+    }
+    b.setMask(i, r.tokenBitmask);
+    return null;
+  }
+
+  /** Phase 3 of the batched step for row i: the token from the native results (the small draw work in JS). */
+  finishBatchRow(row: Float32Array, r: SamplingRow, vocab: number, b: NativeBatch, i: number): number {
+    const o = b.out.subarray(i * OUT, (i + 1) * OUT);
+    const kind = o[O_KIND];
+    if (kind === KIND_DONE) return o[O_TOKEN];
+    const f = this.filters(r);
+    const u = uniformAt(r.rng, r.outputTokenIds.length);
+    const at = i * b.cap;
+    if (kind === KIND_TOPK) return drawSelected(b.idx.subarray(at), b.val.subarray(at), o[O_COUNT], f, u, this.draw);
+    const n = o[O_COUNT];
+    if (kind === KIND_NUCLEUS && n <= b.cap) {
+      const s = this.draw;
+      s.ensureVocab(vocab);
+      s.idx.set(b.idx.subarray(at, at + n));
+      s.w.set(b.w.subarray(at, at + n));
+      s.bin.set(b.bin.subarray(at, at + n));
+      s.sub.set(b.sub.subarray(i * WEIGHT_BINS, (i + 1) * WEIGHT_BINS));
+      s.numKeep = n;
+      return drawNucleusFrom(row, vocab, f, u, o[O_XMAX], o[O_FLOOR], o[O_SUM], s);
+    }
+    if (kind === KIND_NUCLEUS) b.noteOverflow();
+    this.allowed = o[O_ALLOWED]; // the row is masked already: the per-row draw from here
+    return this.drawSample(row, r, vocab);
+  }
+
+  /** One row through the whole pipeline (the per-row path). */
+  sampleRow(row: Float32Array, r: SamplingRow, vocab: number): SampleResult {
     const p = r.params;
     if (p.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported by Sampler.sample");
     const seq = this.seq.set(r.promptTokenIds, r.outputTokenIds);
-    const numLogprobs = r.numLogprobs !== undefined ? r.numLogprobs : p.logprobs;
-    const wantLogprob = numLogprobs !== null || r.needLogprob === true || p.bestOf > p.n;
+    const { numLogprobs, wantLogprob } = logprobsWanted(r);
     let raw = row;
     if (wantLogprob && modifiesLogits(p, r)) {
       if (this.raw.length < vocab) this.raw = new Float32Array(vocab);
@@ -119,8 +182,8 @@ export class Sampler {
     return res;
   }
 
-  /** Steps 1-6b in place. */
-  private applyProcessors(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq): void {
+  /** Steps 1-6b in place (6b only with `mask`: the batched step applies masks natively). */
+  private applyProcessors(row: Float32Array, r: SamplingRow, vocab: number, seq: TokenSeq, mask = true): void {
     const p = r.params;
     if (p.embeddingBias) applyBias(row, vocab, p.embeddingBias);
     if (p.badTokenIds.length > 0 || (r.badWordsIds?.length ?? 0) > 0) {
@@ -140,16 +203,22 @@ export class Sampler {
       const ctx = { requestId: r.requestId, step: r.outputTokenIds.length };
       for (const fn of p.logitsProcessors) fn(row, ids, ctx);
     }
-    this.allowed = r.tokenBitmask ? applyTokenBitmask(row, vocab, r.tokenBitmask) : 0;
+    if (mask) this.allowed = r.tokenBitmask ? applyTokenBitmask(row, vocab, r.tokenBitmask) : 0;
+  }
+
+  /** The temperature / min_p / top_p filters of a sampling row (temperature > 1e-30). */
+  private filters(r: SamplingRow): Filters {
+    const p = r.params;
+    const topP = effectiveTopP(p, r.outputTokenIds);
+    return { invT: 1 / p.temperature, logMinP: p.minP > 0 ? p.temperature * Math.log(p.minP) : -Infinity, topP };
   }
 
   /** Steps 8-12. */
   private drawSample(row: Float32Array, r: SamplingRow, vocab: number): number {
     const p = r.params;
     const u = uniformAt(r.rng, r.outputTokenIds.length);
-    const topP = effectiveTopP(p, r.outputTokenIds);
     if (!(p.temperature > 1e-30)) return argmax(row, vocab); // 1/T would overflow: the limit is greedy
-    const f = { invT: 1 / p.temperature, logMinP: p.minP > 0 ? p.temperature * Math.log(p.minP) : -Infinity, topP };
+    const f = this.filters(r);
     let k = p.topK > 0 && p.topK < vocab ? p.topK : 0;
     // A grammar mask leaving few tokens: top-k over exactly those is the same distribution (every
     // other logit is -inf) without the whole-vocabulary top-p pass.
@@ -157,6 +226,13 @@ export class Sampler {
     if (k > 0) return drawTopK(row, vocab, k, f, u, this.draw);
     return drawFull(row, vocab, f, u, this.draw);
   }
+}
+
+/** Top logprobs the row wants (null: none) and whether it wants the sampled token's logprob. */
+function logprobsWanted(r: SamplingRow): { numLogprobs: number | null; wantLogprob: boolean } {
+  const p = r.params;
+  const numLogprobs = r.numLogprobs !== undefined ? r.numLogprobs : p.logprobs;
+  return { numLogprobs, wantLogprob: numLogprobs !== null || r.needLogprob === true || p.bestOf > p.n };
 }
 
 /** Whether steps 1-6b can change the row (then the raw row is kept for logprobs). */

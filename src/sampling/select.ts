@@ -8,7 +8,7 @@
 // 152k-token pass).
 //
 // The hot passes (rowMax, sumWeightBlocks, scanWeightBlocks, sumWeightsGather, gatherUpTo,
-// logSumExpRank) run in the native addon when it is built (native/sampling.cc: AVX2, the same exp
+// logSumExpRank; and the whole step's passes in one call, batch.ts) run in the native addon when it is built (native/sampling.cc: AVX2, the same exp
 // and bins bit for bit; only sums differ by rounding, their lanes are added in another order); the
 // loops here are the fallback (no addon, or TLLM_SAMPLING_JS=1) and the reference its test checks.
 import { loadAddon, type TllmAddon } from "../backends/native/addon.js";
@@ -385,6 +385,25 @@ function lseScan(row: Float32Array, vocab: number, x0: number): number {
   scanSum = sum;
   scanAbove = above;
   return 0;
+}
+
+/** native/sampling_batch.inc sampleBatch (see batch.ts for the layout). */
+export type SampleBatchFn = (
+  logits: Float32Array, vocab: number, n: number, plan: Float64Array, masks: readonly (Int32Array | undefined)[], out: Float64Array,
+  cap: number, idx: Int32Array, w: Float64Array, bin: Int32Array, val: Float32Array, sub: Float64Array,
+  lpCap: number, lpIdx: Int32Array, lpVal: Float32Array,
+) => void;
+type NativeExtra = { sampleBatch?: SampleBatchFn; sampleApplyMask?: (row: Float32Array, vocab: number, mask: Int32Array) => number };
+
+/** The addon's batched step, or null when the native passes are off (or the addon predates it). */
+export function nativeBatchFn(): SampleBatchFn | null {
+  return (native as NativeExtra | null)?.sampleBatch ?? null;
+}
+
+/** guided/mask.ts applyTokenBitmask in the addon: the allowed count, or -1 when the native passes are off. */
+export function applyMaskNative(row: Float32Array, vocab: number, mask: Int32Array): number {
+  const f = (native as NativeExtra | null)?.sampleApplyMask;
+  return f ? f(row, vocab, mask) : -1;
 }
 
 /** draw.ts selectTopK in the addon (k >= 1): the count, or -1 when the native passes are off. */

@@ -1,5 +1,8 @@
 // Applying a grammar's token bitmask to one logits row. Bitmask layout (XGrammar's): Int32Array of
 // ceil(vocab / 32) words; token t is allowed iff bit (t % 32) of word floor(t / 32) is set.
+// With the addon built the mask is applied natively (native/sampling_mask.inc; the Sampler's batched
+// step applies every row's mask in its one native call, batch.ts).
+import { applyMaskNative } from "../select.js";
 
 /** Words needed for a bitmask over `vocab` tokens. */
 export function bitmaskWords(vocab: number): number {
@@ -19,6 +22,12 @@ export function isAllowed(mask: Int32Array, t: number): boolean {
  * the draw is uniform over what it allows. Returns the number of allowed tokens.
  */
 export function applyTokenBitmask(row: Float32Array, vocab: number, mask: Int32Array): number {
+  const n = applyMaskNative(row, vocab, mask);
+  return n >= 0 ? n : applyMaskJs(row, vocab, mask);
+}
+
+/** applyTokenBitmask's JS loop (no addon, TLLM_SAMPLING_JS=1): the same writes and count as the addon's. */
+export function applyMaskJs(row: Float32Array, vocab: number, mask: Int32Array): number {
   const words = Math.min(bitmaskWords(vocab), mask.length);
   let allowed = 0;
   let finite = false;

@@ -1,0 +1,169 @@
+// The native batched step (native/sampling_batch.inc sampleBatch): for every row of a step, in ONE
+// addon call spread over the addon's thread pool, the grammar mask, the raw log-sum-exp and top
+// logprobs, and the whole-vocabulary passes of the draw (argmax; the no-top_p draw entirely; the
+// top-k selection; the first pass of the top-p nucleus). Each row runs the same native functions as
+// the per-row calls of select.ts, so the results are bit-identical to the per-row path whatever the
+// thread count; sampler.ts finishes each row (the small top-k / nucleus work) from these results.
+// Unavailable (null) without the addon or with TLLM_SAMPLING_JS=1 / setNativeSampling(false).
+import type { TopLogprob } from "./logprobs.js";
+import type { Sampler, SampleResult, SamplingRow } from "./sampler.js";
+import { nativeBatchFn, WEIGHT_BINS, type SampleBatchFn } from "./select.js";
+
+/** Plan row layout (Float64Array, PLAN per row). */
+export const PLAN = 10;
+export const P_OP = 0, P_LSE = 1, P_K = 2, P_INVT = 3, P_LOGMINP = 4, P_TOPP = 5, P_LISTNATS = 6, P_U = 7, P_X0 = 8, P_LPK = 9;
+/** Out row layout (Float64Array, OUT per row). */
+export const OUT = 10;
+export const O_TOKEN = 0, O_ALLOWED = 1, O_LSE = 2, O_COUNT = 3, O_SUM = 4, O_XMAX = 5, O_FLOOR = 6, O_KIND = 7, O_RANK = 8, O_LPCOUNT = 9;
+
+/** P_OP values (0: the row is skipped) */
+export const OP_ARGMAX = 1, OP_SAMPLE = 2, OP_RANK = 3;
+/** O_KIND values: token final; top-k selected (ids/vals); nucleus list gathered; k above the list capacity */
+export const KIND_DONE = 1, KIND_TOPK = 2, KIND_NUCLEUS = 3, KIND_TOO_BIG = 4;
+
+/** Top logprobs per row the batch returns (rows asking for more go through the per-row path). */
+export const LP_CAP = 64;
+/** List entries per row to start with (top-k selection, nucleus list); grown when a list overflows. */
+const CAP_START = 4096;
+const CAP_MAX = 16_384;
+
+let batchedOn = true;
+
+/** The batched step on (default) or off (every row through the per-row path); for tests and benches. */
+export function setBatchedSampling(on: boolean): void {
+  batchedOn = on;
+}
+
+/** Whether Sampler.sample takes the batched step (the toggle is on and the native passes are). */
+export function batchedSampling(): boolean {
+  return batchedOn && nativeBatchFn() !== null;
+}
+
+/** Reusable buffers of the batched call; grown on demand, never shrunk. */
+export class NativeBatch {
+  plan = new Float64Array(0);
+  out = new Float64Array(0);
+  /** per row `cap` entries: top-k ids / nucleus list ids, weights, bins; top-k values */
+  idx = new Int32Array(0);
+  w = new Float64Array(0);
+  bin = new Int32Array(0);
+  val = new Float32Array(0);
+  /** per row WEIGHT_BINS: the nucleus pass's subsampled histogram */
+  sub = new Float64Array(0);
+  lpIdx = new Int32Array(0);
+  lpVal = new Float32Array(0);
+  cap = CAP_START;
+  private nextCap = CAP_START;
+  private rows = 0;
+  private readonly masks: (Int32Array | undefined)[] = [];
+
+  private constructor(private readonly fn: SampleBatchFn) {}
+
+  /** The batch runner, or null when the native passes are off. */
+  static create(): NativeBatch | null {
+    const fn = nativeBatchFn();
+    return fn ? new NativeBatch(fn) : null;
+  }
+
+  /** Sizes the buffers for n rows and clears the plan (every row skipped) and the masks. */
+  reset(n: number): void {
+    if (this.nextCap > this.cap) this.cap = this.nextCap;
+    if (n > this.rows || this.idx.length < n * this.cap) this.grow(n);
+    this.clearPlan(n);
+    this.masks.length = n;
+    this.masks.fill(undefined);
+  }
+
+  clearPlan(n: number): void {
+    this.plan.fill(0, 0, n * PLAN);
+  }
+
+  setMask(i: number, mask: Int32Array | undefined): void {
+    this.masks[i] = mask;
+  }
+
+  /** A nucleus list overflowed: lists get 4x longer from the next reset on (up to CAP_MAX). */
+  noteOverflow(): void {
+    this.nextCap = Math.min(CAP_MAX, this.cap * 4);
+  }
+
+  /** Runs the plan's rows [0, n) of `logits` ([n, vocab], masks applied in place). */
+  run(logits: Float32Array, vocab: number, n: number, withMasks: boolean): void {
+    const m = withMasks ? this.masks : [];
+    this.fn(logits, vocab, n, this.plan, m, this.out, this.cap, this.idx, this.w, this.bin, this.val, this.sub, LP_CAP, this.lpIdx, this.lpVal);
+  }
+
+  private grow(n: number): void {
+    this.rows = Math.max(n, this.rows);
+    const r = this.rows;
+    this.plan = new Float64Array(r * PLAN);
+    this.out = new Float64Array(r * OUT);
+    this.idx = new Int32Array(r * this.cap);
+    this.w = new Float64Array(r * this.cap);
+    this.bin = new Int32Array(r * this.cap);
+    this.val = new Float32Array(r * this.cap);
+    this.sub = new Float64Array(r * WEIGHT_BINS);
+    this.lpIdx = new Int32Array(r * LP_CAP);
+    this.lpVal = new Float32Array(r * LP_CAP);
+  }
+}
+
+/**
+ * Sampler.sample for a batch with the native passes on: (1) per row in JS, steps 0-6 and the row's
+ * plan (Sampler.prepareBatchRow); (2) one native call: masks, raw lse and top logprobs, the vocabulary
+ * passes of the draw, rows over the pool; (3) per row in JS, the rest of the draw
+ * (Sampler.finishBatchRow); (4) one more native call for the ranks of the sampled tokens (logprob
+ * rows only). Same results as the per-row path, bit for bit.
+ */
+export function sampleBatched(s: Sampler, b: NativeBatch, logits: Float32Array, rows: readonly SamplingRow[], vocab: number): SampleResult[] {
+  const n = rows.length;
+  b.reset(n);
+  const out: (SampleResult | null)[] = new Array(n);
+  const rowOf = (i: number): Float32Array => logits.subarray(i * vocab, (i + 1) * vocab);
+  for (let i = 0; i < n; i++) out[i] = s.prepareBatchRow(rowOf(i), rows[i], vocab, b, i);
+  b.run(logits, vocab, n, true);
+  const lse = new Float64Array(n);
+  const top: (TopLogprob[] | undefined)[] = new Array(n);
+  let ranks = false;
+  for (let i = 0; i < n; i++) {
+    if (out[i] !== null) continue;
+    const token = s.finishBatchRow(rowOf(i), rows[i], vocab, b, i);
+    out[i] = { token, logprob: NaN, rank: 0 };
+    if (b.plan[i * PLAN + P_LSE] === 0) continue;
+    lse[i] = b.out[i * OUT + O_LSE];
+    top[i] = topOf(b, i, lse[i]);
+    ranks = true;
+  }
+  if (ranks) rankPass(b, logits, vocab, out as SampleResult[], lse, top);
+  return out as SampleResult[];
+}
+
+/** The row's top logprobs from the batch's lists (logprobs.ts topLogprobs: value - lse, ranks 1..k); undefined when none asked. */
+function topOf(b: NativeBatch, i: number, lse: number): TopLogprob[] | undefined {
+  if (b.plan[i * PLAN + P_LPK] === 0) return undefined;
+  const n = b.out[i * OUT + O_LPCOUNT];
+  const res: TopLogprob[] = new Array(n);
+  for (let r = 0; r < n; r++) res[r] = { token: b.lpIdx[i * LP_CAP + r], logprob: b.lpVal[i * LP_CAP + r] - lse, rank: r + 1 };
+  return res;
+}
+
+/** Phase 4: rank = 1 + #(x > x_token) for every logprob row (rows of `top`/`lse` set in phase 3). */
+function rankPass(
+  b: NativeBatch, logits: Float32Array, vocab: number, out: SampleResult[], lse: Float64Array, top: (TopLogprob[] | undefined)[],
+): void {
+  const n = out.length;
+  const wanted = Array.from({ length: n }, (_, i) => b.plan[i * PLAN + P_LSE] !== 0 && b.plan[i * PLAN + P_OP] !== 0);
+  b.clearPlan(n);
+  for (let i = 0; i < n; i++) {
+    if (!wanted[i]) continue;
+    b.plan[i * PLAN + P_OP] = OP_RANK;
+    b.plan[i * PLAN + P_X0] = logits[i * vocab + out[i].token];
+  }
+  b.run(logits, vocab, n, false);
+  for (let i = 0; i < n; i++) {
+    if (!wanted[i]) continue;
+    const x = logits[i * vocab + out[i].token];
+    out[i] = { token: out[i].token, logprob: x - lse[i], rank: b.out[i * OUT + O_RANK] };
+    if (top[i]) out[i].topLogprobs = top[i];
+  }
+}
