@@ -1,17 +1,25 @@
-// HTTP+SSE overhead of `tllm serve`: the same load (C concurrent streaming requests, fixed output
-// length with ignore_eos) run through the in-process API (LLM.generateAsync) and through the HTTP
-// server (a TllmServer in this process, clients over loopback parsing SSE). Reports output tokens/s
-// of both and their ratio; the target is HTTP >= 95% of in-process. The two modes alternate
-// (A B B A ...) over --rounds runs each, so that drift in the machine's load hits both alike; the
-// ratio reported is the median of the per-round ratios. Also reported, as load-insensitive
-// cross-checks: the process CPU time per token in each mode (all threads: the model runs in the
-// executor worker, the HTTP layer and its clients on the main thread), and the HTTP
-// layer's own CPU cost per token, measured against an engine that costs nothing (a stand-in for
-// LLM.generate that emits one token per active request per event-loop turn), which with the
-// in-process CPU per token predicts the ratio on a machine whose cores are all busy with this bench.
+// HTTP+SSE overhead of `tllm serve`: the same load (C concurrent streaming requests, N in all, each
+// exactly T output tokens with ignore_eos, greedy) run two ways on one loaded LLM:
+//   in-process: C concurrent llm.generateAsync() streams in this process, each iterated token by
+//     token (for await), as an application embedding the library would;
+//   HTTP + SSE: the same prompts as streaming POST /v1/completions (stream_options.include_usage)
+//     to a TllmServer in this process, sent by a separate client process
+//     (scripts/bench-serve-client.ts, 16 keep-alive node:http clients reading every SSE event), as a
+//     real server's clients are: their parsing never runs on the server's event loop. The client
+//     process still shares the machine's cores with the server, and its CPU time is reported.
+// Output tokens/s = tokens / wall seconds of the run (in-process: this process's clock around the
+// pool; HTTP: the client's clock from its first request to its last stream's end). The two modes
+// alternate (A B, B A, ...) over --rounds runs each, so that drift in the machine's load hits both
+// alike; the ratio reported is the median of the per-round ratios; the target is HTTP >= 95% of
+// in-process. Also reported, as load-insensitive cross-checks: CPU time per token of the server
+// process (all threads: the model runs in the executor worker, the HTTP layer on the main thread)
+// and of the client process; and the HTTP layer's own CPU cost per token, measured against an engine
+// that costs nothing (a stand-in for LLM.generate that emits one token per active request per
+// event-loop turn), which with the in-process CPU per token predicts the ratio on a machine whose
+// cores are all busy with this bench (server + client).
 //   npm run bench:serve -- [MODEL] [--concurrency 16] [--requests 48] [--max-tokens 64] [--backend auto] [--rounds 5]
 // MODEL defaults to a random-weight Llama fixture (hidden 256, 4 layers, Q8_0, Llama-2 vocabulary).
-import { Agent, request } from "node:http";
+import { fork, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -22,6 +30,7 @@ import type { RequestOutput } from "../src/api/request-output.js";
 import type { SamplingParamsInput } from "../src/api/sampling-params.js";
 import type { BackendChoice } from "../src/api/llm-args.js";
 import { TllmServer } from "../src/serve/server.js";
+import type { ClientJob, ClientReply } from "./bench-serve-client.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values, positionals } = parseArgs({
@@ -66,36 +75,28 @@ async function inProcess(llm: LLM, i: number): Promise<number> {
   return n;
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: C });
+/** The HTTP client process (scripts/bench-serve-client.ts), started once and reused for every run. */
+class ClientProcess {
+  private readonly child: ChildProcess = fork(join(ROOT, "scripts/bench-serve-client.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  private waiting: ((r: ClientReply) => void) | null = null;
 
-/** One streaming client (node:http, keep-alive): reads every SSE event as it arrives; only the
- *  usage event (the last before [DONE]) is parsed, as a client that only counts tokens would do.
- *  (undici's fetch costs several times more CPU per event, all on this same process's main thread.) */
-function overHttp(url: string, i: number): Promise<number> {
-  const body = JSON.stringify({ prompt: prompt(i), max_tokens: T, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
-  return new Promise((ok, fail) => {
-    const req = request(`${url}/v1/completions`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-      res.setEncoding("utf8");
-      let tail = "", events = 0, usage = -1, text = "";
-      res.on("data", (d: string) => {
-        tail += d;
-        for (let k = tail.indexOf("\n\n"); k >= 0; k = tail.indexOf("\n\n")) {
-          const ev = tail.slice(0, k);
-          tail = tail.slice(k + 2);
-          events++;
-          if (ev.startsWith('data: {"id"') && ev.includes('"usage":')) usage = (JSON.parse(ev.slice(6)) as { usage: { completion_tokens: number } }).usage.completion_tokens;
-          else if (res.statusCode !== 200) text += ev;
-        }
-      });
-      res.on("end", () => {
-        if (res.statusCode !== 200 || usage < 0) fail(new Error(`request ${i}: HTTP ${res.statusCode}, ${events} events, no usage ${text.slice(0, 200)}`));
-        else ok(usage);
-      });
-      res.on("error", fail);
+  constructor() {
+    this.child.on("message", (r: ClientReply) => this.waiting?.(r));
+    this.child.on("exit", (code) => this.waiting?.({ tokens: 0, seconds: 0, cpu: 0, error: `client process exited (${code})` }));
+  }
+
+  /** N requests, C in flight, over HTTP from the client process. */
+  run(url: string): Promise<ClientReply> {
+    const job: ClientJob = { url, prompts: Array.from({ length: N }, (_, i) => prompt(i)), concurrency: C, maxTokens: T };
+    return new Promise((ok, fail) => {
+      this.waiting = (r) => { this.waiting = null; if (r.error) fail(new Error(`HTTP client: ${r.error}`)); else ok(r); };
+      this.child.send(job);
     });
-    req.on("error", fail);
-    req.end(body);
-  });
+  }
+
+  close(): void {
+    this.child.disconnect();
+  }
 }
 
 /**
@@ -143,31 +144,46 @@ const median = (xs: number[]): number => {
   return v.length % 2 ? v[h]! : (v[h - 1]! + v[h]!) / 2;
 };
 
-type Run = { tps: number; cpuPerTok: number };
+/** tokens/s; CPU seconds per token of this (server) process and of the client process (0 in-process) */
+type Run = { tps: number; cpuPerTok: number; clientCpuPerTok: number };
 
 /** Alternates in-process and HTTP runs (A B, B A, ...), `rounds` of each. */
-async function compare(llm: LLM, url: string, rounds: number): Promise<{ api: Run[]; http: Run[] }> {
+async function compare(llm: LLM, url: string, client: ClientProcess, rounds: number): Promise<{ api: Run[]; http: Run[] }> {
   const runs = { api: [] as Run[], http: [] as Run[] };
-  const once = async (mode: "api" | "http") => {
-    const r = await pool((i) => (mode === "api" ? inProcess(llm, i) : overHttp(url, i)));
-    if (r.tokens !== N * T) throw new Error(`${mode}: ${r.tokens} tokens, expected ${N * T}`);
-    runs[mode].push({ tps: r.tokens / r.seconds, cpuPerTok: r.cpu / r.tokens });
+  const overHttp = async () => {
+    const cpu0 = process.cpuUsage();
+    const r = await client.run(url);
+    const cpu = process.cpuUsage(cpu0);
+    return { ...r, serverCpu: (cpu.user + cpu.system) / 1e6 };
   };
-  await pool((i) => inProcess(llm, i)); // warm-up (kernels, caches, JIT)
-  await pool((i) => overHttp(url, i));
+  const once = async (mode: "api" | "http") => {
+    if (mode === "api") {
+      const r = await pool((i) => inProcess(llm, i));
+      if (r.tokens !== N * T) throw new Error(`in-process: ${r.tokens} tokens, expected ${N * T}`);
+      runs.api.push({ tps: r.tokens / r.seconds, cpuPerTok: r.cpu / r.tokens, clientCpuPerTok: 0 });
+    } else {
+      const r = await overHttp();
+      if (r.tokens !== N * T) throw new Error(`HTTP: ${r.tokens} tokens, expected ${N * T}`);
+      runs.http.push({ tps: r.tokens / r.seconds, cpuPerTok: r.serverCpu / r.tokens, clientCpuPerTok: r.cpu / r.tokens });
+    }
+  };
+  await pool((i) => inProcess(llm, i)); // warm-up (kernels, caches, JIT; the client's too)
+  await overHttp();
   for (let r = 0; r < rounds; r++) {
     for (const m of r % 2 === 0 ? ["api", "http"] as const : ["http", "api"] as const) await once(m);
   }
   return runs;
 }
 
-/** CPU microseconds per token of the HTTP layer alone: HTTP minus in-process, both on the zero-cost engine. */
-async function layerCost(llm: LLM): Promise<{ api: number; http: number }> {
+/** CPU microseconds per token of the HTTP layer alone, on the zero-cost engine: the server's (this
+ *  process over HTTP minus in-process) and the client process's. */
+async function layerCost(llm: LLM, client: ClientProcess): Promise<{ server: number; client: number; api: number; http: number }> {
   const fake = zeroCostEngine(llm);
   const server = await TllmServer.start(fake, { port: 0, logLevel: "warn" });
   try {
-    const runs = await compare(fake, server.url, 3);
-    return { api: median(runs.api.map((r) => r.cpuPerTok)) * 1e6, http: median(runs.http.map((r) => r.cpuPerTok)) * 1e6 };
+    const runs = await compare(fake, server.url, client, 3);
+    const api = median(runs.api.map((r) => r.cpuPerTok)) * 1e6, http = median(runs.http.map((r) => r.cpuPerTok)) * 1e6;
+    return { server: http - api, client: median(runs.http.map((r) => r.clientCpuPerTok)) * 1e6, api, http };
   } finally {
     await server.close();
   }
@@ -177,23 +193,27 @@ const model = positionals[0] ?? await defaultModel();
 process.env["TLLM_LOG_LEVEL"] ??= "warn";
 const llm = await LLM.create({ model, backend: values.backend as BackendChoice });
 const server = await TllmServer.start(llm, { port: 0, logLevel: "warn" });
+const client = new ClientProcess();
 try {
-  const runs = await compare(llm, server.url, ROUNDS);
-  const layer = await layerCost(llm);
+  const runs = await compare(llm, server.url, client, ROUNDS);
+  const layer = await layerCost(llm, client);
   const ratios = runs.http.map((h, i) => h.tps / runs.api[i]!.tps);
   const ratio = median(ratios);
+  const ms = (xs: number[]) => (median(xs) * 1e3).toFixed(3);
   const line = (name: string, xs: Run[]) =>
     `${name}: ${median(xs.map((x) => x.tps)).toFixed(1)} output tok/s median (runs: ${xs.map((x) => x.tps.toFixed(1)).join(", ")}); ` +
-    `process CPU ${(median(xs.map((x) => x.cpuPerTok)) * 1e3).toFixed(3)} ms/token`;
-  const apiCpu = median(runs.api.map((a) => a.cpuPerTok)) * 1e6, extra = layer.http - layer.api;
+    `server process CPU ${ms(xs.map((x) => x.cpuPerTok))} ms/token${name === "HTTP + SSE" ? `, client process CPU ${ms(xs.map((x) => x.clientCpuPerTok))} ms/token` : ""}`;
+  const apiCpu = median(runs.api.map((a) => a.cpuPerTok)) * 1e6;
+  const predict = (extra: number) => (apiCpu / (apiCpu + extra)).toFixed(3);
   console.log(`model ${model} backend ${llm.config.backend} threads ${llm.config.threads}; ${N} requests x ${T} tokens, ${C} concurrent, ${ROUNDS} runs per mode (alternating); load average ${loadavg()[0]!.toFixed(1)}`);
   console.log(line("in-process", runs.api));
   console.log(line("HTTP + SSE", runs.http));
-  console.log(`HTTP layer alone (zero-cost engine): ${extra.toFixed(1)} us CPU per token (server + client, kernel included: ${layer.http.toFixed(1)} over HTTP - ${layer.api.toFixed(1)} in-process); ` +
-    `with ${apiCpu.toFixed(0)} us per token in-process, a CPU-bound machine would give a ratio of ${(apiCpu / (apiCpu + extra)).toFixed(3)}`);
+  console.log(`HTTP layer alone (zero-cost engine): server ${layer.server.toFixed(1)} us CPU per token (${layer.http.toFixed(1)} over HTTP - ${layer.api.toFixed(1)} in-process, kernel included), ` +
+    `client process ${layer.client.toFixed(1)} us; with ${apiCpu.toFixed(0)} us per token in-process, a CPU-bound machine would give a ratio of ` +
+    `${predict(layer.server)} (server alone) or ${predict(layer.server + layer.client)} (server + client on the same cores)`);
   console.log(`ratio HTTP/in-process: ${ratio.toFixed(3)} (median of per-round ratios ${ratios.map((x) => x.toFixed(3)).join(", ")}); overhead ${((1 - ratio) * 100).toFixed(1)}%; target <= 5%: ${ratio >= 0.95 ? "PASS" : "FAIL"}`);
 } finally {
-  agent.destroy();
+  client.close();
   await server.close();
   await llm.shutdown();
 }

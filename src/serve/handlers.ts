@@ -9,6 +9,7 @@ import {
 } from "./generate.js";
 import { chatLogprobs, ChunkedLogprobs, completionLogprobs, promptSlots, slotsOf, type TokenSlot } from "./logprobs.js";
 import type { ChatRequest, CompletionRequest } from "./protocol.js";
+import { CHAT_TOKEN, COMPLETION_TOKEN, Sse } from "./sse.js";
 import { forcedToolCalls, parseToolCalls, toolChoiceGuide, type ToolCall } from "./tools.js";
 
 function usage(outs: RequestOutput[]): Record<string, unknown> {
@@ -16,31 +17,6 @@ function usage(outs: RequestOutput[]): Record<string, unknown> {
   const completion = outs.reduce((a, o) => a + o.outputs.reduce((b, c) => b + c.tokenIds.length, 0), 0);
   const cached = outs.reduce((a, o) => a + cachedTokens(o), 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
-}
-
-/** An SSE response. Chunks of one request share everything but `choices`, so that part is
- *  serialized once (`head`) and each chunk stringifies only its choice. */
-class Sse {
-  private readonly head: string;
-  constructor(private readonly res: ServerResponse, base: Record<string, unknown>) {
-    res.socket?.setNoDelay(true); // one small write per token: never wait for an ACK (Nagle)
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
-    res.flushHeaders();
-    this.head = `data: ${JSON.stringify(base).slice(0, -1)},"choices":[`;
-  }
-  private get open(): boolean {
-    return !this.res.writableEnded && !this.res.destroyed;
-  }
-  /** `{...base, choices: [choice]}` */
-  choice(choice: Record<string, unknown>): void {
-    if (this.open) this.res.write(`${this.head}${JSON.stringify(choice)}]}\n\n`);
-  }
-  send(obj: unknown): void {
-    if (this.open) this.res.write(`data: ${JSON.stringify(obj)}\n\n`);
-  }
-  done(): void {
-    if (this.open) this.res.end("data: [DONE]\n\n");
-  }
 }
 
 function sendJson(res: ServerResponse, body: unknown): void {
@@ -112,7 +88,9 @@ async function streamCompletion(ctx: ServeContext, req: CompletionRequest, job: 
   };
   const emit = (index: number, text: string, slots: TokenSlot[] = [], finish: string | null = null, stop: unknown = null) => {
     sent.set(index, (sent.get(index) ?? "") + text);
-    sse.choice({ index, text, logprobs: logprobsOf(index, slots), finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) });
+    const logprobs = logprobsOf(index, slots);
+    if (logprobs === null && finish === null) sse.choiceJson(COMPLETION_TOKEN.json(index, text));
+    else sse.choice({ index, text, logprobs, finish_reason: finish, ...(finish ? { stop_reason: stop } : {}) });
   };
   // echo with logprobs: the prompt's logprobs are known only from the final output, so the echo
   // chunks and everything after them are held until then (same chunks, sent late)
@@ -207,7 +185,8 @@ async function streamChat(ctx: ServeContext, req: ChatRequest, job: Job, res: Se
   for (let k = 0; k < n; k++) delta(k, { role: "assistant", content: "" });
   const chunks = new ChunkedLogprobs(req.logprobs !== null, (index, text, slots) => {
     sent.set(index, (sent.get(index) ?? "") + text);
-    delta(index, { content: text }, slots);
+    if (slots.length === 0) sse.choiceJson(CHAT_TOKEN.json(index, text));
+    else delta(index, { content: text }, slots);
   });
   try {
     const [out] = await execute(ctx, job, signal, (_i, ev) => { if (!holdText) chunks.event(ev.index, ev); });

@@ -62,6 +62,9 @@ export function chatLogprobs(tok: Tokenizer, slots: TokenSlot[], k: number): unk
   };
 }
 
+/** the slots of a chunk without logprobs (shared, never written to) */
+const NO_SLOTS: TokenSlot[] = Object.freeze([]) as unknown as TokenSlot[];
+
 interface Held { key: number; text: string; slots: TokenSlot[] }
 
 /**
@@ -82,6 +85,10 @@ export class ChunkedLogprobs {
 
   /** One StreamEvent of the choice `key`. */
   event(key: number, ev: StreamEvent): void {
+    if (!this.wanted && this.live === true) { // the per-token path of most streams: no bookkeeping, no allocation
+      if (ev.textDelta) this.send(key, ev.textDelta, NO_SLOTS);
+      return;
+    }
     if (this.wanted && ev.token >= 0) {
       const lp = (ev as StreamEvent & { logprobs?: TokenLogprobs | null }).logprobs;
       this.live ??= lp !== undefined;
