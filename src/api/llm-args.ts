@@ -9,7 +9,7 @@ import type { ModelConfig } from "../config/model-config.js";
 
 export type BackendChoice = "auto" | "native" | "reference";
 export type DtypeChoice = "auto" | "float32" | "float16" | "bfloat16";
-export type KvDtypeChoice = "auto" | "f32" | "f16";
+export type KvDtypeChoice = "auto" | "f32" | "f16" | "int8";
 export type CapacitySchedulerPolicy = "GUARANTEED_NO_EVICT" | "MAX_UTILIZATION" | "STATIC_BATCH";
 export type ContextChunkingPolicy = "FIRST_COME_FIRST_SERVED" | "EQUAL_PROGRESS";
 export type WaitingQueuePolicy = "fcfs" | "priority";
@@ -23,6 +23,8 @@ export interface KvCacheConfig {
   freeMemoryFraction: number;
   /** cap on the pool in tokens; the smaller of this and the fraction-based size wins (null: no cap) */
   maxTokens: number | null;
+  /** KV element type; auto: f16 on the native backend, f32 on the reference one; int8: symmetric, one
+   *  f32 scale per (token, K/V, head) row, stored in the row's block (about half of f16's bytes) */
   dtype: KvDtypeChoice;
 }
 
@@ -175,7 +177,7 @@ const KV_CHECKS: { [K in keyof KvCacheConfig]: Check<KvCacheConfig[K]> } = {
   tokensPerBlock: powerOfTwo,
   freeMemoryFraction: fraction,
   maxTokens: nullable(int(1)),
-  dtype: oneOf(["auto", "f32", "f16"] as const),
+  dtype: oneOf(["auto", "f32", "f16", "int8"] as const),
 };
 
 const SCHED_CHECKS: { [K in keyof SchedulerConfig]: Check<SchedulerConfig[K]> } = {
@@ -262,7 +264,7 @@ export interface ResolvedConfig extends Omit<LlmArgs, "backend" | "threads" | "d
   dtype: "float32";
   maxSeqLen: number;
   maxInputLen: number;
-  kvCacheConfig: Omit<KvCacheConfig, "dtype"> & { dtype: "f32" | "f16" };
+  kvCacheConfig: Omit<KvCacheConfig, "dtype"> & { dtype: "f32" | "f16" | "int8" };
   offline: boolean;
 }
 

@@ -24,7 +24,7 @@ export interface RunnerLimits {
   maxNumTokens: number;
   maxSeqLen: number;
   tokensPerBlock: number;
-  kvDtype: "f32" | "f16";
+  kvDtype: "f32" | "f16" | "int8";
   /** KV budget in tokens per wave (null: no cap) */
   kvMaxTokens: number | null;
 }

@@ -2,6 +2,7 @@
 // `native/` implements them in the C++ addon. All activations are f32, row-major; shapes are
 // given as [rows, cols]. Ops write into caller-owned outputs (no allocation on the hot path).
 import type { GgmlType } from "./dtypes.js";
+import { ValidationError } from "../errors.js";
 
 /** A weight matrix [rows = out features, cols = in features] in its stored type; rows contiguous,
  *  each row quantized in blocks along cols (GGUF and safetensors both store it this way). */
@@ -14,16 +15,45 @@ export interface WeightTensor {
   readonly data: Uint8Array;
 }
 
+/** KV cache element type: f32, f16 (IEEE half bits) or int8 (symmetric, one f32 scale per token and head). */
+export type KvDtype = "f32" | "f16" | "int8";
+
 /** KV cache of one layer: a pool of blocks laid out [numBlocks, 2 (K,V), numKvHeads, tokensPerBlock, headDim].
- *  Block 0 is the permanent null block. A token's slot is block * tokensPerBlock + offset. */
+ *  Block 0 is the permanent null block. A token's slot is block * tokensPerBlock + offset.
+ *  int8: each block is [2, numKvHeads, tokensPerBlock, headDim] int8 followed by [2, numKvHeads,
+ *  tokensPerBlock] f32 scales (x ~ f32(q * scale)), so a block carries its own scales (copying a
+ *  block copies them). */
 export interface KvLayer {
-  readonly dtype: "f32" | "f16";
+  readonly dtype: KvDtype;
   readonly numBlocks: number;
   readonly tokensPerBlock: number;
   readonly numKvHeads: number;
   readonly headDim: number;
-  /** f32: Float32Array; f16: Uint16Array of IEEE half bits */
-  readonly data: Float32Array | Uint16Array;
+  /** f32: Float32Array; f16: Uint16Array of IEEE half bits; int8: Int8Array (quants and scale bytes) */
+  readonly data: Float32Array | Uint16Array | Int8Array;
+}
+
+/** Elements of one block of one layer's data array (int8: bytes, including the scales). */
+export function kvBlockElements(dtype: KvDtype, numKvHeads: number, tokensPerBlock: number, headDim: number): number {
+  return 2 * numKvHeads * tokensPerBlock * (headDim + (dtype === "int8" ? 4 : 0));
+}
+
+/** A zeroed data array for one layer of numBlocks blocks. */
+export function allocKvData(dtype: KvDtype, numBlocks: number, numKvHeads: number, tokensPerBlock: number, headDim: number): KvLayer["data"] {
+  const n = numBlocks * kvBlockElements(dtype, numKvHeads, tokensPerBlock, headDim);
+  return dtype === "f32" ? new Float32Array(n) : dtype === "f16" ? new Uint16Array(n) : new Int8Array(n);
+}
+
+/** Throws unless kv.data has kv.dtype's array type and the pool's length (int8: headDim % 4 == 0 and
+ *  a 4-byte aligned array, as the f32 scales are read in place). */
+export function checkKvLayer(kv: KvLayer): void {
+  const ok = kv.dtype === "f32" ? kv.data instanceof Float32Array : kv.dtype === "f16" ? kv.data instanceof Uint16Array : kv.data instanceof Int8Array;
+  if (!ok) throw new ValidationError("kv.dtype", kv.dtype, "does not match the data array type");
+  if (kv.dtype === "int8" && (kv.headDim % 4 !== 0 || kv.data.byteOffset % 4 !== 0)) {
+    throw new ValidationError("kv.headDim", kv.headDim, "int8 KV needs headDim % 4 == 0 and a 4-byte aligned array");
+  }
+  const need = kv.numBlocks * kvBlockElements(kv.dtype, kv.numKvHeads, kv.tokensPerBlock, kv.headDim);
+  if (kv.data.length < need) throw new ValidationError("kv.data", kv.data.length, `needs at least ${need} elements`);
 }
 
 /** One sequence inside a packed batch, for attention. */

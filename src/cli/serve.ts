@@ -31,6 +31,7 @@ Engine (override --config):
   --max-beam-width N               widest use_beam_search a request may ask for (default 1: off)
   --kv-cache-free-memory-fraction F  share of free memory for the KV pool, in (0, 1]
   --no-enable-block-reuse          disable prefix caching
+  --kv-cache-dtype D               auto | f32 | f16 | int8 (auto: f16 on native, f32 on reference)
   --threads N                      kernel threads
   --backend B                      auto | native | reference
   -h, --help                       this help
@@ -39,7 +40,7 @@ Engine (override --config):
 const OPTIONS: Options = {
   host: { type: "string" }, port: { type: "string" }, "api-key": { type: "string" }, "served-model-name": { type: "string" },
   "max-batch-size": { type: "string" }, "max-num-tokens": { type: "string" }, "max-seq-len": { type: "string" }, "max-beam-width": { type: "string" },
-  "kv-cache-free-memory-fraction": { type: "string" }, "no-enable-block-reuse": { type: "boolean" }, threads: { type: "string" },
+  "kv-cache-free-memory-fraction": { type: "string" }, "no-enable-block-reuse": { type: "boolean" }, "kv-cache-dtype": { type: "string" }, threads: { type: "string" },
   "chat-template": { type: "string" }, config: { type: "string" }, "max-queue-size": { type: "string" },
   "log-level": { type: "string" }, backend: { type: "string" }, help: { type: "boolean", short: "h" },
 };
@@ -80,6 +81,8 @@ export function llmArgsFromFlags(model: string, v: Parsed["values"], cmd = "serv
   const frac = numberFlag(cmd, v, "kv-cache-free-memory-fraction");
   if (frac !== undefined) kv["freeMemoryFraction"] = frac;
   if (v["no-enable-block-reuse"] === true) kv["enableBlockReuse"] = false;
+  const kvDtype = stringFlag(v, "kv-cache-dtype");
+  if (kvDtype !== undefined) kv["dtype"] = kvDtype;
   if (Object.keys(kv).length) a["kvCacheConfig"] = kv;
   return parseLlmArgs(a);
 }

@@ -1,7 +1,7 @@
 // A simple KV cache for the core engine and tests (the paged manager with prefix reuse lives in
 // src/kvcache). One pool per layer, [numBlocks, 2, numKvHeads, tokensPerBlock, headDim]; block 0
 // is the permanent null block; each sequence gets a contiguous run of blocks, first-fit.
-import type { KvLayer } from "../backends/backend.js";
+import { allocKvData, type KvDtype, type KvLayer } from "../backends/backend.js";
 import { ValidationError } from "../errors.js";
 
 export interface SimpleKvCacheOptions {
@@ -11,7 +11,7 @@ export interface SimpleKvCacheOptions {
   /** total blocks per layer including the null block 0 */
   numBlocks: number;
   tokensPerBlock: number;
-  dtype: "f32" | "f16";
+  dtype: KvDtype;
 }
 
 interface SeqAlloc { first: number; count: number; maxTokens: number }
@@ -27,12 +27,11 @@ export class SimpleKvCache {
       if (!Number.isInteger(o[k]) || o[k] < 1) throw new ValidationError(k, o[k], "must be a positive integer");
     }
     if (o.numBlocks < 2) throw new ValidationError("numBlocks", o.numBlocks, "needs at least 2 (block 0 is reserved)");
-    if (o.dtype !== "f32" && o.dtype !== "f16") throw new ValidationError("dtype", o.dtype, "must be f32 or f16");
+    if (o.dtype !== "f32" && o.dtype !== "f16" && o.dtype !== "int8") throw new ValidationError("dtype", o.dtype, "must be f32, f16 or int8");
     this.tokensPerBlock = o.tokensPerBlock;
-    const n = o.numBlocks * 2 * o.numKvHeads * o.tokensPerBlock * o.headDim;
     this.layers = [];
     for (let l = 0; l < o.numLayers; l++) {
-      const data = o.dtype === "f32" ? new Float32Array(n) : new Uint16Array(n);
+      const data = allocKvData(o.dtype, o.numBlocks, o.numKvHeads, o.tokensPerBlock, o.headDim);
       this.layers.push({ dtype: o.dtype, numBlocks: o.numBlocks, tokensPerBlock: o.tokensPerBlock, numKvHeads: o.numKvHeads, headDim: o.headDim, data });
     }
     this.used = new Uint8Array(o.numBlocks);

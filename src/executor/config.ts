@@ -11,8 +11,8 @@ export interface ExecutorKvCacheConfig {
   freeMemoryFraction: number;
   /** null: size from memory only */
   maxTokens: number | null;
-  /** auto: f16 on the native backend, f32 on the reference backend */
-  dtype: "auto" | "f32" | "f16";
+  /** auto: f16 on the native backend, f32 on the reference backend; int8: per-row f32 scales */
+  dtype: "auto" | "f32" | "f16" | "int8";
 }
 
 export interface ExecutorSchedulerConfig {
@@ -56,7 +56,7 @@ export interface EngineInfo {
   maxBatchSize: number;
   numKvBlocks: number;
   tokensPerBlock: number;
-  kvDtype: "f32" | "f16";
+  kvDtype: "f32" | "f16" | "int8";
   /** the KV pool sizing line */
   kvReason: string;
   eosTokenIds: number[];
@@ -83,5 +83,5 @@ export function checkExecutorConfig(c: ExecutorConfig): void {
     throw new ValidationError("backend", c.backend, "must be auto, native or reference");
   }
   const dt = c.kvCacheConfig?.dtype;
-  if (dt !== undefined && !["auto", "f32", "f16"].includes(dt)) throw new ValidationError("kvCacheConfig.dtype", dt, "must be auto, f32 or f16");
+  if (dt !== undefined && !["auto", "f32", "f16", "int8"].includes(dt)) throw new ValidationError("kvCacheConfig.dtype", dt, "must be auto, f32, f16 or int8");
 }

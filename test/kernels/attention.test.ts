@@ -1,19 +1,18 @@
-// Native writeKv + paged attention against the reference: f32 and f16 pools, GQA, several
+// Native writeKv + paged attention against the reference: f32, f16 and int8 pools, GQA, several
 // sequences in one packed batch (prefill chunks and decode rows), scattered block tables,
 // sliding windows; both kernel paths.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ReferenceBackend } from "../../src/backends/reference/index.js";
 import { NativeBackend } from "../../src/backends/native/index.js";
-import type { AttentionParams, AttnSeq, KvLayer } from "../../src/backends/backend.js";
+import { allocKvData, type AttentionParams, type AttnSeq, type KvDtype, type KvLayer } from "../../src/backends/backend.js";
 import { ValidationError } from "../../src/errors.js";
 import { SEED, SKIP_REASON, paths, randArray, rng, withPath } from "./native-helpers.js";
 
 const ref = new ReferenceBackend();
 
-function makeKv(dtype: "f32" | "f16", numBlocks: number, tpb: number, nkv: number, hd: number): KvLayer {
-  const n = numBlocks * 2 * nkv * tpb * hd;
-  return { dtype, numBlocks, tokensPerBlock: tpb, numKvHeads: nkv, headDim: hd, data: dtype === "f32" ? new Float32Array(n) : new Uint16Array(n) };
+function makeKv(dtype: KvDtype, numBlocks: number, tpb: number, nkv: number, hd: number): KvLayer {
+  return { dtype, numBlocks, tokensPerBlock: tpb, numKvHeads: nkv, headDim: hd, data: allocKvData(dtype, numBlocks, nkv, tpb, hd) };
 }
 
 /** A shuffled list of the block ids 1..numBlocks-1 (block 0 is the null block). */
@@ -25,7 +24,7 @@ function shuffledBlocks(r: () => number, numBlocks: number): number[] {
 
 interface Case { nh: number; nkv: number; hd: number; tpb: number; window: number | null; lens: Array<[number, number]> }
 
-function runCase(nb: NativeBackend, r: () => number, dtype: "f32" | "f16", c: Case, tag: string): void {
+function runCase(nb: NativeBackend, r: () => number, dtype: KvDtype, c: Case, tag: string): void {
   const numBlocks = 1 + c.lens.reduce((s, [, kvLen]) => s + Math.ceil(kvLen / c.tpb), 0);
   const kvRef = makeKv(dtype, numBlocks, c.tpb, c.nkv, c.hd), kvNat = makeKv(dtype, numBlocks, c.tpb, c.nkv, c.hd);
   const free = shuffledBlocks(r, numBlocks);
@@ -45,7 +44,7 @@ function runCase(nb: NativeBackend, r: () => number, dtype: "f32" | "f16", c: Ca
     seqs.push({ qStart, qLen, kvLen, blockTable });
     qStart += qLen;
   }
-  // f32 pools: exact copies; f16: both round to nearest even
+  // f32 pools: exact copies; f16: both round to nearest even; int8: the same quants and f32 scale bytes
   assert.deepEqual(kvNat.data, kvRef.data, `writeKv ${tag}`);
   const p: AttentionParams = { numHeads: c.nh, numKvHeads: c.nkv, headDim: c.hd, scale: 1 / Math.sqrt(c.hd), slidingWindow: c.window };
   const q = randArray(r, qStart * c.nh * c.hd, 2);
@@ -58,7 +57,8 @@ function runCase(nb: NativeBackend, r: () => number, dtype: "f32" | "f16", c: Ca
   // sum directly (one rounding fewer), a 1-ulp score difference now and then. Those cases keep a
   // bound: outputs are convex combinations of V rows (|v| <= 1), and a 1-ulp score change moves
   // them by far less than 2e-5.
-  const exact = c.hd % 32 === 0 || dtype === "f32" || (qStart >= 2 && c.hd % 8 === 0);
+  // int8 pools take the f32 path on rows dequantized the same way (f32(q * scale)): always exact.
+  const exact = c.hd % 32 === 0 || dtype !== "f16" || (qStart >= 2 && c.hd % 8 === 0);
   for (let i = 0; i < e.length; i++) {
     const ok = exact ? Object.is(g[i], e[i]) : Math.abs(g[i]! - e[i]!) <= 2e-5;
     assert.ok(ok, `attention ${tag} seed=${SEED} (${exact ? "bit-exact" : "2e-5"}): out[${i}] = ${g[i]} vs ${e[i]}`);
@@ -74,13 +74,14 @@ const CASES: Case[] = [
   // one long decode row: few (row, kv head) pairs, so positions are split across threads and merged
   { nh: 8, nkv: 2, hd: 64, tpb: 16, window: null, lens: [[1, 700]] },
   { nh: 4, nkv: 1, hd: 40, tpb: 8, window: 300, lens: [[2, 900]] },
+  { nh: 2, nkv: 1, hd: 36, tpb: 3, window: null, lens: [[1, 17], [4, 9]] },       // hd % 8 != 0: scalar tails
 ];
 
-test("writeKv and attention match the reference (f32 and f16 pools)", { skip: SKIP_REASON }, () => {
+test("writeKv and attention match the reference (f32, f16 and int8 pools)", { skip: SKIP_REASON }, () => {
   const nb = new NativeBackend();
   const r = rng(SEED);
   for (const path of paths()) withPath(path, () => {
-    for (const dtype of ["f32", "f16"] as const) {
+    for (const dtype of ["f32", "f16", "int8"] as const) {
       CASES.forEach((c, i) => runCase(nb, r, dtype, c, `${path} ${dtype} case ${i}`));
     }
   });

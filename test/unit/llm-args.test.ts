@@ -85,7 +85,7 @@ test("wrong types and ranges name the field and the value", () => {
     "kvCacheConfig.freeMemoryFraction");
   expectError(() => parseLlmArgs({ model: "m", kvCacheConfig: { freeMemoryFraction: 1.2 } }), ValidationError,
     "kvCacheConfig.freeMemoryFraction");
-  expectError(() => parseLlmArgs({ model: "m", kvCacheConfig: { dtype: "int8" } }), ValidationError,
+  expectError(() => parseLlmArgs({ model: "m", kvCacheConfig: { dtype: "fp8" } }), ValidationError,
     "kvCacheConfig.dtype");
   expectError(() => parseLlmArgs({ model: "m", schedulerConfig: { capacitySchedulerPolicy: "guaranteed" } }),
     ValidationError, "schedulerConfig.capacitySchedulerPolicy");

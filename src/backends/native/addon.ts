@@ -44,19 +44,19 @@ export interface TllmAddon {
   softmax(out: Float32Array, x: Float32Array, m: number, n: number): void;
   /** out[i] = first index of the maximum of row i of x[m, n] */
   argmax(out: Int32Array, x: Float32Array, m: number, n: number): void;
-  /** kv pool data: Float32Array (f32) or Uint16Array (f16 bits), [numBlocks, 2, numKvHeads, tpb, headDim] */
-  writeKv(kv: Float32Array | Uint16Array, numBlocks: number, tokensPerBlock: number, numKvHeads: number,
+  /** kv pool data: Float32Array (f32), Uint16Array (f16 bits) or Int8Array (int8 + per-row scales); see KvLayer */
+  writeKv(kv: Float32Array | Uint16Array | Int8Array, numBlocks: number, tokensPerBlock: number, numKvHeads: number,
     headDim: number, k: Float32Array, v: Float32Array, slots: Int32Array): void;
   /** seqInfo: [nseq * 4] of (qStart, qLen, kvLen, offset of the seq's block table in `tables`);
    *  window <= 0: no sliding window */
-  attention(out: Float32Array, q: Float32Array, kv: Float32Array | Uint16Array, numBlocks: number,
+  attention(out: Float32Array, q: Float32Array, kv: Float32Array | Uint16Array | Int8Array, numBlocks: number,
     tokensPerBlock: number, numKvHeads: number, headDim: number, seqInfo: Int32Array, tables: Int32Array,
     numHeads: number, scale: number, window: number): void;
   /** a Llama decoder's whole forward step as one native call (graph.cc; spec: LlamaGraphSpec in graph.ts) */
   createLlamaGraph(spec: object): GraphHandle;
   /** runs the step; seqInfo / tables as attention's; kvLayers: one pool array per layer */
   graphForward(graph: GraphHandle, tokens: Int32Array, positions: Int32Array, slots: Int32Array, seqInfo: Int32Array,
-    tables: Int32Array, logitRows: Int32Array, kvLayers: ReadonlyArray<Float32Array | Uint16Array>, numBlocks: number,
+    tables: Int32Array, logitRows: Int32Array, kvLayers: ReadonlyArray<Float32Array | Uint16Array | Int8Array>, numBlocks: number,
     tokensPerBlock: number, logits: Float32Array): void;
   /** per-op times of graph steps since the last call ({op: [wall ms, calls, calling thread's CPU ms]}), then
    *  reset; `on` turns timing on/off */

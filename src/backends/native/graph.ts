@@ -2,7 +2,7 @@
 // when its backend offers createLlamaGraph (NativeBackend does): same kernels, same op order, same
 // f32 bits as the op-by-op path, without ~14 JS->native calls per layer. Weights are bound once
 // (pointers into the mapped file); each step passes only the packed batch and the KV pool arrays.
-import type { AttnSeq, KvLayer, WeightTensor } from "../backend.js";
+import { checkKvLayer, type AttnSeq, type KvLayer, type WeightTensor } from "../backend.js";
 import { SUPPORTED_WEIGHT_TYPES, typeName } from "../dtypes.js";
 import { ValidationError } from "../../errors.js";
 import type { GraphHandle, TllmAddon } from "./addon.js";
@@ -40,7 +40,7 @@ export class NativeLlamaGraph {
   private seqInfo = new Int32Array(64);
   private tables = new Int32Array(256);
   private kvRef: readonly KvLayer[] | null = null;
-  private kvData: Array<Float32Array | Uint16Array> = [];
+  private kvData: Array<KvLayer["data"]> = [];
 
   constructor(private readonly a: TllmAddon, private readonly spec: LlamaGraphSpec) {
     for (const w of [spec.embed, spec.lmHead, ...spec.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown])]) {
@@ -75,13 +75,12 @@ export class NativeLlamaGraph {
     if (k0.numKvHeads !== this.spec.numKvHeads || k0.headDim !== this.spec.headDim) {
       throw new ValidationError("kv layer", `${k0.numKvHeads}x${k0.headDim}`, `does not match ${this.spec.numKvHeads}x${this.spec.headDim}`);
     }
-    const need = k0.numBlocks * 2 * k0.numKvHeads * k0.tokensPerBlock * k0.headDim;
     for (const l of kv) {
-      if ((l.dtype === "f16") !== (l.data instanceof Uint16Array)) throw new ValidationError("kv.dtype", l.dtype, "does not match the data array type");
-      if (l.numBlocks !== k0.numBlocks || l.tokensPerBlock !== k0.tokensPerBlock || l.numKvHeads !== k0.numKvHeads || l.headDim !== k0.headDim) {
-        throw new ValidationError("kv layer", `${l.numBlocks}x${l.tokensPerBlock}`, "layers of one pool must share one shape");
+      if (l.numBlocks !== k0.numBlocks || l.tokensPerBlock !== k0.tokensPerBlock || l.numKvHeads !== k0.numKvHeads ||
+        l.headDim !== k0.headDim || l.dtype !== k0.dtype) {
+        throw new ValidationError("kv layer", `${l.numBlocks}x${l.tokensPerBlock} ${l.dtype}`, "layers of one pool must share one shape and dtype");
       }
-      if (l.data.length < need) throw new ValidationError("kv.data", l.data.length, `needs at least ${need} elements`);
+      checkKvLayer(l);
     }
     this.kvRef = kv;
     this.kvData = kv.map((l) => l.data);

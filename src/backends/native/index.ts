@@ -2,7 +2,7 @@
 // thread pool). This file validates arguments with typed errors, then hands typed-array views to
 // the addon (no copies: weights stay views into the memory-mapped file). Loading this module
 // installs the addon's mmap as the checkpoint reader's mapping (setMmapImplementation).
-import type { AttentionParams, AttnSeq, Backend, KvLayer, RopeParams, WeightTensor } from "../backend.js";
+import { checkKvLayer, type AttentionParams, type AttnSeq, type Backend, type KvLayer, type RopeParams, type WeightTensor } from "../backend.js";
 import { SUPPORTED_WEIGHT_TYPES, rowBytes, typeName } from "../dtypes.js";
 import { ValidationError } from "../../errors.js";
 import { setMmapImplementation } from "../../checkpoint/mapped-file.js";
@@ -70,12 +70,6 @@ function checkWeight(w: WeightTensor): void {
   if (w.data.byteLength < rb * w.rows) {
     throw new ValidationError(`${w.name}.data`, w.data.byteLength, `needs ${rb * w.rows} bytes for [${w.rows}, ${w.cols}]`);
   }
-}
-
-function checkKv(kv: KvLayer): void {
-  const isF16 = kv.data instanceof Uint16Array;
-  if ((kv.dtype === "f16") !== isF16) throw new ValidationError("kv.dtype", kv.dtype, "does not match the data array type");
-  checkLen("kv.data", kv.data, kv.numBlocks * 2 * kv.numKvHeads * kv.tokensPerBlock * kv.headDim);
 }
 
 export class NativeBackend implements Backend {
@@ -186,7 +180,7 @@ export class NativeBackend implements Backend {
   }
 
   writeKv(kv: KvLayer, k: Float32Array, v: Float32Array, slots: Int32Array): void {
-    checkKv(kv);
+    checkKvLayer(kv);
     const row = kv.numKvHeads * kv.headDim, cap = kv.numBlocks * kv.tokensPerBlock;
     checkLen("writeKv.k", k, slots.length * row);
     checkLen("writeKv.v", v, slots.length * row);
@@ -198,7 +192,7 @@ export class NativeBackend implements Backend {
   }
 
   attention(out: Float32Array, q: Float32Array, kv: KvLayer, seqs: readonly AttnSeq[], p: AttentionParams): void {
-    checkKv(kv);
+    checkKvLayer(kv);
     if (p.numHeads % p.numKvHeads !== 0) throw new ValidationError("numHeads", p.numHeads, `not a multiple of numKvHeads ${p.numKvHeads}`);
     if (kv.numKvHeads !== p.numKvHeads || kv.headDim !== p.headDim) {
       throw new ValidationError("kv layer", `${kv.numKvHeads}x${kv.headDim}`, `does not match ${p.numKvHeads}x${p.headDim}`);

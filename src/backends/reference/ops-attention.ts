@@ -10,17 +10,20 @@
 // - weighted sum: tinyBLAS (8-lane fma over positions) when the batch has >= 2 query rows,
 //   ggml_vec_dot_f32 (32 lanes) for a single row; f16 pools round p to f16 first.
 // Masked positions contribute exact zeros, so llama.cpp's padded KV length does not matter.
+// int8 pools (kv-int8.ts) take the f32 path on rows dequantized to f32(q * scale).
 import type { AttentionParams, AttnSeq, KvLayer } from "../backend.js";
 import { ValidationError } from "../../errors.js";
 import { f16ToF32, f32ToF16 } from "./f16.js";
 import { dot32Tiny, dot32Vec } from "./ops-linear.js";
 import { ggmlExpf } from "./ops-elementwise.js";
+import { i8RowOffsets, i8Scale, writeI8Row } from "./kv-int8.js";
 
 const fr = Math.fround;
 
-/** Element index of (slot, kv 0=K/1=V, head, dim 0) in the pool. */
+/** Element index of (slot, kv 0=K/1=V, head, dim 0) in the pool (int8: byte offset of the row's quants). */
 export function kvIndex(kv: KvLayer, slot: number, which: 0 | 1, head: number): number {
   const block = Math.floor(slot / kv.tokensPerBlock), off = slot % kv.tokensPerBlock;
+  if (kv.dtype === "int8") return i8RowOffsets(kv, block, which, head, off).row;
   return (((block * 2 + which) * kv.numKvHeads + head) * kv.tokensPerBlock + off) * kv.headDim;
 }
 
@@ -32,6 +35,12 @@ export function writeKv(kv: KvLayer, k: Float32Array, v: Float32Array, slots: In
     if (s < 0 || s >= cap) throw new ValidationError("kv slot", s, `out of range [0, ${cap})`);
     for (let h = 0; h < kv.numKvHeads; h++) {
       const src = (t * kv.numKvHeads + h) * hd;
+      if (kv.dtype === "int8") {
+        const block = Math.floor(s / kv.tokensPerBlock), off = s % kv.tokensPerBlock;
+        writeI8Row(kv, k, src, block, 0, h, off);
+        writeI8Row(kv, v, src, block, 1, h, off);
+        continue;
+      }
       const ki = kvIndex(kv, s, 0, h), vi = kvIndex(kv, s, 1, h);
       for (let d = 0; d < hd; d++) {
         if (kv.dtype === "f32") {
@@ -46,8 +55,14 @@ export function writeKv(kv: KvLayer, k: Float32Array, v: Float32Array, slots: In
   }
 }
 
-function readKv(kv: KvLayer, idx: number): number {
-  return kv.dtype === "f32" ? kv.data[idx]! : f16ToF32(kv.data[idx]!);
+/** Element d of row (slot, which, head) as f32. */
+function readKv(kv: KvLayer, slot: number, which: 0 | 1, head: number, d: number): number {
+  if (kv.dtype === "int8") {
+    const block = Math.floor(slot / kv.tokensPerBlock), at = i8RowOffsets(kv, block, which, head, slot % kv.tokensPerBlock);
+    return fr(kv.data[at.row + d]! * i8Scale(kv, at.scale));
+  }
+  const i = kvIndex(kv, slot, which, head) + d;
+  return kv.dtype === "f32" ? kv.data[i]! : f16ToF32(kv.data[i]!);
 }
 
 /** Causal (+ sliding window) GQA attention. q, out: [T, numHeads * headDim] packed over seqs.
@@ -99,8 +114,8 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
   const n = Math.ceil((hi + 1) / 8) * 8; // positions [0, n) in groups of 8; outside [lo, hi] masked
   for (let j = 0; j < n; j++) {
     if (j < lo || j > hi) { pr[j] = -Infinity; continue; }
-    const ki = kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 0, kvh);
-    for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, ki + d);
+    const slot = slotOf(bt, kv.tokensPerBlock, j);
+    for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, slot, 0, kvh, d);
     // f16 K: q is converted to f16 into a contiguous buffer, so ggml takes tinyBLAS for >= 2 rows
     const dot = f16 && ws.rows >= 2 && hd % 8 === 0 ? dot32Tiny(ws.qvec, 0, ws.kvec, 0, hd) : dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16);
     pr[j] = fr(fr(dot) * ws.scale); // ggml stores K·q as f32, then scales it
@@ -119,7 +134,7 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
   pr.fill(0, n, n32);
   ws.vcol.fill(0, 0, n32);
   for (let d = 0; d < hd; d++) {
-    for (let j = lo; j <= hi; j++) ws.vcol[j] = readKv(kv, kvIndex(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh) + d);
+    for (let j = lo; j <= hi; j++) ws.vcol[j] = readKv(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh, d);
     out[row + d] = ws.rows >= 2 ? dot32Tiny(ws.vcol, 0, pr, 0, n) : dot32Vec(ws.vcol, 0, pr, 0, n32, f16);
   }
 }
