@@ -314,6 +314,7 @@ Napi::Value ScanBlocks(const Napi::CallbackInfo& info) {
 #include "sampling_top_p.inc"
 #include "sampling_top_k.inc"
 #include "sampling_mask.inc"
+#include "sampling_nucleus.inc"
 #include "sampling_batch.inc"
 
 

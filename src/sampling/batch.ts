@@ -1,31 +1,30 @@
 // The native batched step (native/sampling_batch.inc sampleBatch): for every row of a step, in ONE
 // addon call spread over the addon's thread pool, the grammar mask, the raw log-sum-exp and top
-// logprobs, and the whole-vocabulary passes of the draw (argmax; the no-top_p draw entirely; the
-// top-k selection; the first pass of the top-p nucleus). Each row runs the same native functions as
-// the per-row calls of select.ts, so the results are bit-identical to the per-row path whatever the
-// thread count; sampler.ts finishes each row (the small top-k / nucleus work) from these results.
+// logprobs, and the draw (argmax; the no-top_p and the top_p draws whole, sampling_nucleus.inc being
+// draw.ts's nucleus line for line; the top-k selection, whose few exps sampler.ts does in JS: C++
+// has no bit-exact Math.exp). Each row runs the same native functions as the per-row calls of
+// select.ts, so the results are bit-identical to the per-row path whatever the thread count.
 // Unavailable (null) without the addon or with TLLM_SAMPLING_JS=1 / setNativeSampling(false).
 import type { TopLogprob } from "./logprobs.js";
 import type { Sampler, SampleResult, SamplingRow } from "./sampler.js";
-import { nativeBatchFn, WEIGHT_BINS, type SampleBatchFn } from "./select.js";
+import { nativeBatchFn, type SampleBatchFn } from "./select.js";
 
 /** Plan row layout (Float64Array, PLAN per row). */
 export const PLAN = 10;
 export const P_OP = 0, P_LSE = 1, P_K = 2, P_INVT = 3, P_LOGMINP = 4, P_TOPP = 5, P_LISTNATS = 6, P_U = 7, P_X0 = 8, P_LPK = 9;
 /** Out row layout (Float64Array, OUT per row). */
 export const OUT = 10;
-export const O_TOKEN = 0, O_ALLOWED = 1, O_LSE = 2, O_COUNT = 3, O_SUM = 4, O_XMAX = 5, O_FLOOR = 6, O_KIND = 7, O_RANK = 8, O_LPCOUNT = 9;
+export const O_TOKEN = 0, O_ALLOWED = 1, O_LSE = 2, O_COUNT = 3, O_KIND = 7, O_RANK = 8, O_LPCOUNT = 9;
 
 /** P_OP values (0: the row is skipped) */
 export const OP_ARGMAX = 1, OP_SAMPLE = 2, OP_RANK = 3;
-/** O_KIND values: token final; top-k selected (ids/vals); nucleus list gathered; k above the list capacity */
-export const KIND_DONE = 1, KIND_TOPK = 2, KIND_NUCLEUS = 3, KIND_TOO_BIG = 4;
+/** O_KIND values: token final; top-k selected (ids/vals, O_COUNT of them); k above the capacity (not drawn) */
+export const KIND_DONE = 1, KIND_TOPK = 2, KIND_TOO_BIG = 4;
 
 /** Top logprobs per row the batch returns (rows asking for more go through the per-row path). */
 export const LP_CAP = 64;
-/** List entries per row to start with (top-k selection, nucleus list); grown when a list overflows. */
-const CAP_START = 4096;
-const CAP_MAX = 16_384;
+/** Top-k entries per row (rows with a larger top_k go through the per-row path; grammar masks use <= 2048). */
+export const TOPK_CAP = 4096;
 
 let batchedOn = true;
 
@@ -43,17 +42,12 @@ export function batchedSampling(): boolean {
 export class NativeBatch {
   plan = new Float64Array(0);
   out = new Float64Array(0);
-  /** per row `cap` entries: top-k ids / nucleus list ids, weights, bins; top-k values */
+  /** per row TOPK_CAP entries: the top-k selection (ids, values) */
   idx = new Int32Array(0);
-  w = new Float64Array(0);
-  bin = new Int32Array(0);
   val = new Float32Array(0);
-  /** per row WEIGHT_BINS: the nucleus pass's subsampled histogram */
-  sub = new Float64Array(0);
+  /** per row LP_CAP entries: the top logprobs (ids, raw logits) */
   lpIdx = new Int32Array(0);
   lpVal = new Float32Array(0);
-  cap = CAP_START;
-  private nextCap = CAP_START;
   private rows = 0;
   private readonly masks: (Int32Array | undefined)[] = [];
 
@@ -67,8 +61,7 @@ export class NativeBatch {
 
   /** Sizes the buffers for n rows and clears the plan (every row skipped) and the masks. */
   reset(n: number): void {
-    if (this.nextCap > this.cap) this.cap = this.nextCap;
-    if (n > this.rows || this.idx.length < n * this.cap) this.grow(n);
+    if (n > this.rows) this.grow(n);
     this.clearPlan(n);
     this.masks.length = n;
     this.masks.fill(undefined);
@@ -82,29 +75,20 @@ export class NativeBatch {
     this.masks[i] = mask;
   }
 
-  /** A nucleus list overflowed: lists get 4x longer from the next reset on (up to CAP_MAX). */
-  noteOverflow(): void {
-    this.nextCap = Math.min(CAP_MAX, this.cap * 4);
-  }
-
   /** Runs the plan's rows [0, n) of `logits` ([n, vocab], masks applied in place). */
   run(logits: Float32Array, vocab: number, n: number, withMasks: boolean): void {
     const m = withMasks ? this.masks : [];
-    this.fn(logits, vocab, n, this.plan, m, this.out, this.cap, this.idx, this.w, this.bin, this.val, this.sub, LP_CAP, this.lpIdx, this.lpVal);
+    this.fn(logits, vocab, n, this.plan, m, this.out, TOPK_CAP, this.idx, this.val, LP_CAP, this.lpIdx, this.lpVal);
   }
 
   private grow(n: number): void {
-    this.rows = Math.max(n, this.rows);
-    const r = this.rows;
-    this.plan = new Float64Array(r * PLAN);
-    this.out = new Float64Array(r * OUT);
-    this.idx = new Int32Array(r * this.cap);
-    this.w = new Float64Array(r * this.cap);
-    this.bin = new Int32Array(r * this.cap);
-    this.val = new Float32Array(r * this.cap);
-    this.sub = new Float64Array(r * WEIGHT_BINS);
-    this.lpIdx = new Int32Array(r * LP_CAP);
-    this.lpVal = new Float32Array(r * LP_CAP);
+    this.rows = n;
+    this.plan = new Float64Array(n * PLAN);
+    this.out = new Float64Array(n * OUT);
+    this.idx = new Int32Array(n * TOPK_CAP);
+    this.val = new Float32Array(n * TOPK_CAP);
+    this.lpIdx = new Int32Array(n * LP_CAP);
+    this.lpVal = new Float32Array(n * LP_CAP);
   }
 }
 

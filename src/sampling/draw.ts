@@ -166,7 +166,7 @@ function listFloor(f: Filters, xmax: number, floor: number): number {
  * drawNucleus after its first pass: s.idx/w/bin[0..s.numKeep) hold the first list, s.sub the
  * subsampled histogram, `sum` = Σw (from sumWeightsGather, or the addon's batched step).
  */
-export function drawNucleusFrom(
+function drawNucleusFrom(
   row: Float32Array, vocab: number, f: Filters, u: number, xmax: number, floor: number, sum: number, s: DrawScratch,
 ): number {
   const invT = f.invT;

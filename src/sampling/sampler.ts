@@ -42,11 +42,11 @@ import {
   applyBadWords, applyBias, applyMinTokens, applyNoRepeatNgram, applyPenalties, PenaltyScratch, TokenSeq,
 } from "./processors.js";
 import { uniformAt, type RngKey } from "./rng.js";
-import { drawFull, drawNucleusFrom, drawSelected, drawTopK, DrawScratch, listNats, type Filters } from "./draw.js";
-import { argmax, WEIGHT_BINS } from "./select.js";
+import { drawFull, drawSelected, drawTopK, DrawScratch, listNats, type Filters } from "./draw.js";
+import { argmax } from "./select.js";
 import {
-  KIND_DONE, KIND_NUCLEUS, KIND_TOPK, LP_CAP, NativeBatch, O_ALLOWED, O_COUNT, O_FLOOR, O_KIND, O_SUM, O_TOKEN, O_XMAX, OP_ARGMAX,
-  OP_SAMPLE, OUT, P_INVT, P_K, P_LISTNATS, P_LOGMINP, P_LPK, P_LSE, P_OP, P_TOPP, P_U, PLAN, sampleBatched, batchedSampling,
+  batchedSampling, KIND_DONE, KIND_TOPK, LP_CAP, NativeBatch, O_ALLOWED, O_COUNT, O_KIND, O_TOKEN, OP_ARGMAX, OP_SAMPLE, OUT,
+  P_INVT, P_K, P_LISTNATS, P_LOGMINP, P_LPK, P_LSE, P_OP, P_TOPP, P_U, PLAN, sampleBatched, TOPK_CAP,
 } from "./batch.js";
 import { applyTokenBitmask } from "./guided/mask.js";
 
@@ -117,7 +117,7 @@ export class Sampler {
     if (p.strategy === "beam") throw new ValidationError("useBeamSearch", true, "beam search is not supported by Sampler.sample");
     const { numLogprobs, wantLogprob } = logprobsWanted(r);
     const k = p.topK > 0 && p.topK < vocab ? p.topK : 0;
-    if ((wantLogprob && modifiesLogits(p, r)) || k > b.cap || (numLogprobs ?? 0) > LP_CAP) return this.sampleRow(row, r, vocab);
+    if ((wantLogprob && modifiesLogits(p, r)) || k > TOPK_CAP || (numLogprobs ?? 0) > LP_CAP) return this.sampleRow(row, r, vocab);
     this.applyProcessors(row, r, vocab, this.seq.set(r.promptTokenIds, r.outputTokenIds), false);
     const q = b.plan.subarray(i * PLAN, (i + 1) * PLAN);
     q[P_OP] = p.strategy === "greedy" || !(p.temperature > 1e-30) ? OP_ARGMAX : OP_SAMPLE;
@@ -136,28 +136,14 @@ export class Sampler {
     return null;
   }
 
-  /** Phase 3 of the batched step for row i: the token from the native results (the small draw work in JS). */
+  /** Phase 3 of the batched step for row i: the token from the native results (the top-k draw's exps in JS). */
   finishBatchRow(row: Float32Array, r: SamplingRow, vocab: number, b: NativeBatch, i: number): number {
     const o = b.out.subarray(i * OUT, (i + 1) * OUT);
-    const kind = o[O_KIND];
-    if (kind === KIND_DONE) return o[O_TOKEN];
-    const f = this.filters(r);
+    if (o[O_KIND] === KIND_DONE) return o[O_TOKEN];
     const u = uniformAt(r.rng, r.outputTokenIds.length);
-    const at = i * b.cap;
-    if (kind === KIND_TOPK) return drawSelected(b.idx.subarray(at), b.val.subarray(at), o[O_COUNT], f, u, this.draw);
-    const n = o[O_COUNT];
-    if (kind === KIND_NUCLEUS && n <= b.cap) {
-      const s = this.draw;
-      s.ensureVocab(vocab);
-      s.idx.set(b.idx.subarray(at, at + n));
-      s.w.set(b.w.subarray(at, at + n));
-      s.bin.set(b.bin.subarray(at, at + n));
-      s.sub.set(b.sub.subarray(i * WEIGHT_BINS, (i + 1) * WEIGHT_BINS));
-      s.numKeep = n;
-      return drawNucleusFrom(row, vocab, f, u, o[O_XMAX], o[O_FLOOR], o[O_SUM], s);
-    }
-    if (kind === KIND_NUCLEUS) b.noteOverflow();
-    this.allowed = o[O_ALLOWED]; // the row is masked already: the per-row draw from here
+    const at = i * TOPK_CAP;
+    if (o[O_KIND] === KIND_TOPK) return drawSelected(b.idx.subarray(at), b.val.subarray(at), o[O_COUNT], this.filters(r), u, this.draw);
+    this.allowed = o[O_ALLOWED]; // not drawn (unreachable: such rows are sampled whole); the row is masked already
     return this.drawSample(row, r, vocab);
   }
 

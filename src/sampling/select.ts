@@ -390,8 +390,7 @@ function lseScan(row: Float32Array, vocab: number, x0: number): number {
 /** native/sampling_batch.inc sampleBatch (see batch.ts for the layout). */
 export type SampleBatchFn = (
   logits: Float32Array, vocab: number, n: number, plan: Float64Array, masks: readonly (Int32Array | undefined)[], out: Float64Array,
-  cap: number, idx: Int32Array, w: Float64Array, bin: Int32Array, val: Float32Array, sub: Float64Array,
-  lpCap: number, lpIdx: Int32Array, lpVal: Float32Array,
+  cap: number, idx: Int32Array, val: Float32Array, lpCap: number, lpIdx: Int32Array, lpVal: Float32Array,
 ) => void;
 type NativeExtra = { sampleBatch?: SampleBatchFn; sampleApplyMask?: (row: Float32Array, vocab: number, mask: Int32Array) => number };
 

@@ -1,7 +1,7 @@
 // The Sampler's batched native step (src/sampling/batch.ts, native/sampling_batch.inc: every row of a
 // step in one addon call over the thread pool) against the per-row path (setBatchedSampling(false))
-// on a mixed batch: greedy, temperature, top_k, narrow and flat top_p (a flat row whose nucleus list
-// overflows the batch's list capacity), min_p, penalties, logprobs, grammar masks (few allowed: the
+// on a mixed batch: greedy, temperature, top_k, narrow and flat top_p (all three stages of the
+// nucleus search, see makeLogits), min_p, penalties, logprobs, grammar masks (few allowed: the
 // top-k path; many allowed; every allowed token banned by bad words: the grammar wins), and rows the
 // batch hands back to the per-row path (logprobs of a masked row, top_k above the capacity, more top
 // logprobs than LP_CAP). Each row runs the same native functions either way, so results AND the
@@ -30,7 +30,14 @@ function randomMask(r: () => number, density: number): Int32Array {
   return m;
 }
 
-interface Case { input: SamplingParamsInput; mask?: Int32Array; flat?: boolean; numLogprobs?: number; bad?: number[][] }
+/**
+ * Row kinds: model-like (noise + a few strong tokens); flat (wide uniform: the nucleus reaches far past
+ * its first list); aliased (one token at 12, ids % 32 == 0 at 2, the rest at -1: the subsampled
+ * histogram overestimates the mass near the top, so the second list falls short and the whole row
+ * is binned, draw.ts drawNucleus step 3).
+ */
+type RowKind = "model" | "flat" | "aliased";
+interface Case { input: SamplingParamsInput; mask?: Int32Array; kind?: RowKind; numLogprobs?: number; bad?: number[][] }
 
 function cases(r: () => number): Case[] {
   const few = randomMask(r, 0.005); // ~760 allowed: drawn through top-k
@@ -39,7 +46,7 @@ function cases(r: () => number): Case[] {
   banned[3] = 0b1011; // tokens 96, 97, 99 allowed, all three banned below: the grammar wins
   return [
     { input: { temperature: 0 } }, { input: { temperature: 0.8 } }, { input: { temperature: 1, topK: 50 } },
-    { input: { temperature: 0.8, topP: 0.95 } }, { input: { temperature: 1.5, topP: 0.9 }, flat: true },
+    { input: { temperature: 0.8, topP: 0.95 } }, { input: { temperature: 1.5, topP: 0.9 }, kind: "flat" }, { input: { temperature: 1, topP: 0.9 }, kind: "aliased" },
     { input: { temperature: 1, minP: 0.05 } }, { input: { temperature: 1, topK: 50, topP: 0.9, logprobs: 3 } },
     { input: { temperature: 1, topP: 0.9, repetitionPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.2 } },
     { input: { temperature: 0, logprobs: 5 } }, { input: { temperature: 0.8, topP: 0.95, logprobs: 0 } },
@@ -54,8 +61,13 @@ function makeLogits(r: () => number, cs: Case[]): Float32Array {
   const logits = new Float32Array(cs.length * VOCAB);
   cs.forEach((c, b) => {
     const row = logits.subarray(b * VOCAB, (b + 1) * VOCAB);
-    for (let i = 0; i < VOCAB; i++) row[i] = (r() * 2 - 1) * (c.flat ? 9 : 4);
-    if (!c.flat) for (let j = 0; j < 30; j++) row[Math.floor(r() * VOCAB)] = 8 + r() * 4;
+    if (c.kind === "aliased") {
+      for (let i = 0; i < VOCAB; i++) row[i] = i % 32 === 0 ? 2 : -1;
+      row[1 + Math.floor(r() * (VOCAB - 1))] = 12;
+      return;
+    }
+    for (let i = 0; i < VOCAB; i++) row[i] = (r() * 2 - 1) * (c.kind === "flat" ? 9 : 4);
+    if (c.kind !== "flat") for (let j = 0; j < 30; j++) row[Math.floor(r() * VOCAB)] = 8 + r() * 4;
   });
   return logits;
 }
