@@ -1,5 +1,6 @@
 // Sampling + grammar-mask cost per decode step, as a fraction of the forward step's time.
-//   npm run bench:sampling [-- --batch 64 --steps 8 --ctx 128 --grammar 1]   (--grammar 0: skip the masks)
+//   npm run bench:sampling [-- --batch 64 --steps 8 --ctx 128 --grammar 1 --compare 1]   (--grammar 0: skip the masks;
+//   --compare 0: skip the per-row column)
 // Forward: a TinyLlama-shaped random Q4_0 model (hidden 2048, 22 layers, 32 heads, 4 KV heads, ffn
 // 5632, vocab 32000; written once by ensureFixture into .cache/bench), one batch-B decode step at
 // context `ctx` on the native backend through loadModel (f16 KV; KV contents do not change the
@@ -10,6 +11,9 @@
 // wide nucleus), min_p, top_k + top_p, the three penalties and logprobs (raw log-softmax, rank and
 // top-5: one more pass over the raw logits). Times are medians over `steps` steps after one
 // warm-up; "% fwd" = ms / forward ms. Targets: <= 5% without a grammar, <= 15% with one.
+// The Sampler takes the batched native step (src/sampling/batch.ts: all rows in one addon call over
+// the thread pool); "per-row ms" times the same rows through the per-row path in the same run
+// (setBatchedSampling(false)), for a before/after on one machine state.
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,6 +26,7 @@ import { SimpleKvCache } from "../src/engine/simple-kv-cache.js";
 import { Tokenizer } from "../src/tokenizer/index.js";
 import { createSamplingParams, type SamplingParamsInput } from "../src/api/sampling-params.js";
 import { Sampler, type SamplingRow } from "../src/sampling/sampler.js";
+import { setBatchedSampling } from "../src/sampling/batch.js";
 import { rngKeyForSeed } from "../src/sampling/rng.js";
 import { computeBitmasksSync, GuidedCompiler, GuidedState } from "../src/sampling/guided/index.js";
 import type { GuidedDecodingParams } from "../src/sampling/params.js";
@@ -32,6 +37,7 @@ const arg = (k: string, d: number): number => {
   return i >= 0 ? Number(process.argv[i + 1]) : d;
 };
 const B = arg("batch", 64), STEPS = arg("steps", 8), CTX = arg("ctx", 128), GRAMMAR = arg("grammar", 1) !== 0, TPB = 16;
+const COMPARE = arg("compare", 1) !== 0;
 
 const TINYLLAMA: RandomModelSpec = {
   arch: "llama", vocab: join(REPO, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 2048, layers: 22, heads: 32,
@@ -81,10 +87,22 @@ function fillLogits(buf: Float32Array, vocab: number, seed: number): void {
   for (let r = 0; r < B; r++) for (let j = 0; j < 40; j++) buf[r * vocab + Math.floor(rnd() * vocab)] = 12 + rnd() * 6;
 }
 
-/** ms: the whole step; maskMs: of which computing the grammar bitmasks (computeBitmasks) */
-interface Row { name: string; ms: number; maskMs?: number }
+/** ms: the whole step; maskMs: of which computing the grammar bitmasks (computeBitmasks); perRowMs: the step without the batched native call */
+interface Row { name: string; ms: number; maskMs?: number; perRowMs?: number }
 
 function samplingMs(name: string, input: SamplingParamsInput, logits: Float32Array, vocab: number): Row {
+  const row = stepMs(name, input, logits, vocab);
+  if (!COMPARE) return row;
+  setBatchedSampling(false);
+  try {
+    row.perRowMs = stepMs(name, input, logits, vocab).ms;
+  } finally {
+    setBatchedSampling(true);
+  }
+  return row;
+}
+
+function stepMs(name: string, input: SamplingParamsInput, logits: Float32Array, vocab: number): Row {
   const params = createSamplingParams(input, undefined);
   const sampler = new Sampler();
   const work = new Float32Array(logits.length);
@@ -179,12 +197,14 @@ async function main(): Promise<void> {
   if (GRAMMAR) rows.push(...(await guidedRows(tok, vocab, logits)));
   console.log(`\nbatch ${B}, sampling vocab ${vocab} (qwen2), forward: TinyLlama-shaped Q4_0 decode step at ctx ${CTX} = ${fwd.toFixed(1)} ms`);
   console.log(`${new Date().toISOString()}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} on ${cpus().length} cores`);
-  console.log(`${"step (whole batch)".padEnd(40)} ${"ms/step".padStart(9)} ${"% fwd".padStart(7)}  ${"target".padEnd(10)} ${"masks ms".padStart(9)} ${"% fwd".padStart(7)}`);
+  console.log(`native pool threads: ${nativeInfo().threads}`);
+  console.log(`${"step (whole batch)".padEnd(40)} ${"ms/step".padStart(9)} ${"% fwd".padStart(7)}  ${"target".padEnd(10)} ${"masks ms".padStart(9)} ${"% fwd".padStart(7)} ${"per-row ms".padStart(10)}`);
   for (const r of rows) {
     const target = r.name.startsWith("grammar") ? 15 : 5;
     const pct = (100 * r.ms) / fwd;
-    const mask = r.maskMs === undefined ? "" : `${r.maskMs.toFixed(2).padStart(9)} ${((100 * r.maskMs) / fwd).toFixed(2).padStart(7)}`;
-    console.log(`${r.name.padEnd(40)} ${r.ms.toFixed(2).padStart(9)} ${pct.toFixed(2).padStart(7)}  ${`<= ${target}% ${pct <= target ? "ok" : "OVER"}`.padEnd(10)} ${mask}`);
+    const mask = r.maskMs === undefined ? "".padStart(17) : `${r.maskMs.toFixed(2).padStart(9)} ${((100 * r.maskMs) / fwd).toFixed(2).padStart(7)}`;
+    const perRow = r.perRowMs === undefined ? "" : r.perRowMs.toFixed(2).padStart(10);
+    console.log(`${r.name.padEnd(40)} ${r.ms.toFixed(2).padStart(9)} ${pct.toFixed(2).padStart(7)}  ${`<= ${target}% ${pct <= target ? "ok" : "OVER"}`.padEnd(10)} ${mask} ${perRow}`);
   }
 }
 
