@@ -1,7 +1,11 @@
 // Sampler: one batched step of token selection over logits [batch, vocab] f32 (row i belongs to
-// rows[i]; `logits` may be a subarray view). Rows are processed one after another with shared,
-// reused scratch, so the hot path allocates nothing vocab-sized. Steps, in order (each is skipped
-// when its parameters are neutral):
+// rows[i]; `logits` may be a subarray view). With the addon's sampling passes (the default), a batch
+// of 2+ rows takes the batched step (batch.ts): steps 0-6 per row in JS, then ONE native call runs
+// step 6b and the whole-vocabulary work of steps 7-12 (and the raw logprobs) for every row over the
+// addon's thread pool, bit-identical to the per-row path; rows it cannot take (logprobs of a row
+// that earlier steps modify, top_k > 4096, more than 64 top logprobs) go through the per-row path.
+// Otherwise rows are processed one after another. Scratch is shared and reused, so the hot path
+// allocates nothing vocab-sized. Steps, in order (each is skipped when its parameters are neutral):
 //   0. logprobs snapshot: when the row wants logprobs and a later step modifies logits, the raw
 //      row is copied to scratch (logprobs are of the raw model distribution, see logprobs.ts);
 //   1. logit bias (embeddingBias);
