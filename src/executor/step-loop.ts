@@ -239,8 +239,8 @@ export class ExecutorCore {
     }));
   }
 
-  /** one sampler call per sampling row, so that a failing row fails only its request; prompt rows
-   *  (prompt logprobs) are scored into their group */
+  /** one sampler call for every sampling row (Sampler.sampleEach: a failing row fails only its
+   *  request); prompt rows (prompt logprobs) are scored into their group */
   private sample(list: readonly Scheduled[], step: StepLogits, errors: StepOutput["errors"], beamsReady: Set<RequestGroup>) {
     const V = this.runner.vocabSize;
     const { logits } = step;
@@ -258,12 +258,15 @@ export class ExecutorCore {
     });
     const masks = this.guidedMasks(reqs, errors);
     const failed = new Set(errors.map((e) => e.requestId));
-    reqs.forEach((req, i) => {
-      if (failed.has(req.requestId)) return;
-      const row = rows[i]!;
+    const live = reqs.map((_, i) => i).filter((i) => !failed.has(reqs[i]!.requestId));
+    if (masks) live.forEach((i) => (reqs[i]!.row.tokenBitmask = masks[i]));
+    // one call for the whole batch (the Sampler's batched native step); a row that throws fails its request only
+    const results = this.sampler.sampleEach(logits, live.map((i) => rows[i]!), live.map((i) => reqs[i]!.row), V);
+    live.forEach((i, j) => {
+      const req = reqs[i]!;
+      const r = results[j]!;
       try {
-        if (masks) req.row.tokenBitmask = masks[i];
-        const r = this.sampler.sample(logits.subarray(row * V, (row + 1) * V), [req.row], V)[0]!;
+        if ("error" in r) throw r.error;
         if (this.guided?.has(req.id) && !this.guided.accept(req.id, r.token)) {
           throw new ValidationError("guidedDecoding", r.token, `token rejected by the grammar of request ${req.requestId}`);
         }

@@ -10,8 +10,8 @@ import type { Sampler, SampleResult, SamplingRow } from "./sampler.js";
 import { nativeBatchFn, type SampleBatchFn } from "./select.js";
 
 /** Plan row layout (Float64Array, PLAN per row). */
-export const PLAN = 10;
-export const P_OP = 0, P_LSE = 1, P_K = 2, P_INVT = 3, P_LOGMINP = 4, P_TOPP = 5, P_LISTNATS = 6, P_U = 7, P_X0 = 8, P_LPK = 9;
+export const PLAN = 11;
+export const P_OP = 0, P_LSE = 1, P_K = 2, P_INVT = 3, P_LOGMINP = 4, P_TOPP = 5, P_LISTNATS = 6, P_U = 7, P_X0 = 8, P_LPK = 9, P_ROW = 10;
 /** Out row layout (Float64Array, OUT per row). */
 export const OUT = 10;
 export const O_TOKEN = 0, O_ALLOWED = 1, O_LSE = 2, O_COUNT = 3, O_KIND = 7, O_RANK = 8, O_LPCOUNT = 9;
@@ -92,19 +92,34 @@ export class NativeBatch {
   }
 }
 
+/** A row of Sampler.sampleEach whose processing threw (a logits processor, bad parameters): its error. */
+export interface SampleFailure {
+  error: unknown;
+}
+
 /**
- * Sampler.sample for a batch with the native passes on: (1) per row in JS, steps 0-6 and the row's
- * plan (Sampler.prepareBatchRow); (2) one native call: masks, raw lse and top logprobs, the vocabulary
- * passes of the draw, rows over the pool; (3) per row in JS, the rest of the draw
- * (Sampler.finishBatchRow); (4) one more native call for the ranks of the sampled tokens (logprob
- * rows only). Same results as the per-row path, bit for bit.
+ * Sampler.sampleEach with the native passes on: (1) per row in JS, steps 0-6 and the row's plan
+ * (Sampler.prepareBatchRow); (2) one native call: masks, raw lse and top logprobs, the draws, rows
+ * over the pool; (3) per row in JS, the top-k draw's exps (Sampler.finishBatchRow); (4) one more
+ * native call for the ranks of the sampled tokens (logprob rows only). Entry i samples logits row
+ * rowIdx[i] (distinct rows). Same results as the per-row path, bit for bit; a row that throws gets
+ * its error, the others are unaffected.
  */
-export function sampleBatched(s: Sampler, b: NativeBatch, logits: Float32Array, rows: readonly SamplingRow[], vocab: number): SampleResult[] {
+export function sampleBatched(
+  s: Sampler, b: NativeBatch, logits: Float32Array, rowIdx: readonly number[], rows: readonly SamplingRow[], vocab: number,
+): (SampleResult | SampleFailure)[] {
   const n = rows.length;
   b.reset(n);
-  const out: (SampleResult | null)[] = new Array(n);
-  const rowOf = (i: number): Float32Array => logits.subarray(i * vocab, (i + 1) * vocab);
-  for (let i = 0; i < n; i++) out[i] = s.prepareBatchRow(rowOf(i), rows[i], vocab, b, i);
+  const out: (SampleResult | SampleFailure | null)[] = new Array(n);
+  const rowOf = (i: number): Float32Array => logits.subarray(rowIdx[i] * vocab, (rowIdx[i] + 1) * vocab);
+  for (let i = 0; i < n; i++) {
+    b.plan[i * PLAN + P_ROW] = rowIdx[i];
+    try {
+      out[i] = s.prepareBatchRow(rowOf(i), rows[i], vocab, b, i);
+    } catch (error) {
+      out[i] = { error };
+    }
+  }
   b.run(logits, vocab, n, true);
   const lse = new Float64Array(n);
   const top: (TopLogprob[] | undefined)[] = new Array(n);
@@ -118,8 +133,8 @@ export function sampleBatched(s: Sampler, b: NativeBatch, logits: Float32Array, 
     top[i] = topOf(b, i, lse[i]);
     ranks = true;
   }
-  if (ranks) rankPass(b, logits, vocab, out as SampleResult[], lse, top);
-  return out as SampleResult[];
+  if (ranks) rankPass(b, logits, vocab, out as (SampleResult | SampleFailure)[], lse, top);
+  return out as (SampleResult | SampleFailure)[];
 }
 
 /** The row's top logprobs from the batch's lists (logprobs.ts topLogprobs: value - lse, ranks 1..k); undefined when none asked. */
@@ -133,21 +148,24 @@ function topOf(b: NativeBatch, i: number, lse: number): TopLogprob[] | undefined
 
 /** Phase 4: rank = 1 + #(x > x_token) for every logprob row (rows of `top`/`lse` set in phase 3). */
 function rankPass(
-  b: NativeBatch, logits: Float32Array, vocab: number, out: SampleResult[], lse: Float64Array, top: (TopLogprob[] | undefined)[],
+  b: NativeBatch, logits: Float32Array, vocab: number, out: (SampleResult | SampleFailure)[], lse: Float64Array, top: (TopLogprob[] | undefined)[],
 ): void {
   const n = out.length;
   const wanted = Array.from({ length: n }, (_, i) => b.plan[i * PLAN + P_LSE] !== 0 && b.plan[i * PLAN + P_OP] !== 0);
+  const at = Array.from({ length: n }, (_, i) => b.plan[i * PLAN + P_ROW] * vocab + (wanted[i] ? (out[i] as SampleResult).token : 0));
+  const rowIdx = Array.from({ length: n }, (_, i) => b.plan[i * PLAN + P_ROW]);
   b.clearPlan(n);
   for (let i = 0; i < n; i++) {
     if (!wanted[i]) continue;
     b.plan[i * PLAN + P_OP] = OP_RANK;
-    b.plan[i * PLAN + P_X0] = logits[i * vocab + out[i].token];
+    b.plan[i * PLAN + P_ROW] = rowIdx[i];
+    b.plan[i * PLAN + P_X0] = logits[at[i]];
   }
   b.run(logits, vocab, n, false);
   for (let i = 0; i < n; i++) {
     if (!wanted[i]) continue;
-    const x = logits[i * vocab + out[i].token];
-    out[i] = { token: out[i].token, logprob: x - lse[i], rank: b.out[i * OUT + O_RANK] };
-    if (top[i]) out[i].topLogprobs = top[i];
+    const r: SampleResult = { token: (out[i] as SampleResult).token, logprob: logits[at[i]] - lse[i], rank: b.out[i * OUT + O_RANK] };
+    if (top[i]) r.topLogprobs = top[i];
+    out[i] = r;
   }
 }

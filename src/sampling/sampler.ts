@@ -50,7 +50,7 @@ import { drawFull, drawSelected, drawTopK, DrawScratch, listNats, type Filters }
 import { argmax } from "./select.js";
 import {
   batchedSampling, KIND_DONE, KIND_TOPK, LP_CAP, NativeBatch, O_ALLOWED, O_COUNT, O_KIND, O_TOKEN, OP_ARGMAX, OP_SAMPLE, OUT,
-  P_INVT, P_K, P_LISTNATS, P_LOGMINP, P_LPK, P_LSE, P_OP, P_TOPP, P_U, PLAN, sampleBatched, TOPK_CAP,
+  P_INVT, P_K, P_LISTNATS, P_LOGMINP, P_LPK, P_LSE, P_OP, P_TOPP, P_U, PLAN, sampleBatched, TOPK_CAP, type SampleFailure,
 } from "./batch.js";
 import { applyTokenBitmask } from "./guided/mask.js";
 
@@ -104,11 +104,40 @@ export class Sampler {
       throw new ValidationError("logits", logits.length, `too short for ${rows.length} rows of vocab ${vocab}`);
     }
     if (rows.length >= 2 && batchedSampling() && (this.batch ??= NativeBatch.create()) !== null) {
-      return sampleBatched(this, this.batch, logits, rows, vocab);
+      const res = sampleBatched(this, this.batch, logits, rows.map((_, i) => i), rows, vocab);
+      for (const r of res) if ("error" in r) throw r.error;
+      return res as SampleResult[];
     }
     const out: SampleResult[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = this.sampleRow(logits.subarray(i * vocab, (i + 1) * vocab), rows[i], vocab);
     return out;
+  }
+
+  /**
+   * rows[i] sampled from logits row rowIdx[i] (logits [*, vocab]; distinct rows), each row on its
+   * own: a row whose processing throws (a logits processor, bad parameters) gets `{ error }` and the
+   * others are sampled as usual (the executor fails only that request). Batched like sample().
+   */
+  sampleEach(logits: Float32Array, rowIdx: readonly number[], rows: readonly SamplingRow[], vocab: number): (SampleResult | SampleFailure)[] {
+    if (!Number.isInteger(vocab) || vocab <= 0) throw new ValidationError("vocab", vocab, "must be a positive integer");
+    if (rowIdx.length !== rows.length) throw new ValidationError("rowIdx", rowIdx.length, `must have one entry per row (${rows.length})`);
+    const seen = new Set<number>();
+    for (const i of rowIdx) {
+      if (!Number.isInteger(i) || i < 0 || (i + 1) * vocab > logits.length || seen.has(i)) {
+        throw new ValidationError("rowIdx", i, `must be distinct logits rows in [0, ${Math.floor(logits.length / vocab)})`);
+      }
+      seen.add(i);
+    }
+    if (rows.length >= 2 && batchedSampling() && (this.batch ??= NativeBatch.create()) !== null) {
+      return sampleBatched(this, this.batch, logits, rowIdx, rows, vocab);
+    }
+    return rows.map((r, i) => {
+      try {
+        return this.sampleRow(logits.subarray(rowIdx[i] * vocab, (rowIdx[i] + 1) * vocab), r, vocab);
+      } catch (error) {
+        return { error };
+      }
+    });
   }
 
   /**

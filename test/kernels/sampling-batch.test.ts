@@ -155,3 +155,33 @@ test("native mask step matches the JS loop (writes and allowed count) on awkward
     }
   }
 });
+
+test("sampleEach: rows picked out of a larger logits buffer, a throwing row isolated, batched and per-row alike", { skip: SKIP }, () => {
+  const r = rng(SEED ^ 0x5e1);
+  const cs = cases(r);
+  const logits = makeLogits(r, cs);
+  const n = cs.length;
+  // entry i samples logits row perm[i] of a buffer with two unused rows (0 and n + 1)
+  const perm = Array.from({ length: n }, (_, i) => 1 + ((i * 7) % n));
+  const big = new Float32Array((n + 2) * VOCAB);
+  perm.forEach((row, i) => big.set(logits.subarray(i * VOCAB, (i + 1) * VOCAB), row * VOCAB));
+  const boom = new Error("processor failed");
+  const rowsOf = (): SamplingRow[] => cs.map((c, i) => ({
+    params: createSamplingParams(i === 2 ? { ...c.input, logitsProcessor: () => { throw boom; } } : c.input),
+    rng: rngKeyForSeed(11, i), promptTokenIds: [5, 6, 7], outputTokenIds: [], tokenBitmask: c.mask, numLogprobs: c.numLogprobs, badWordsIds: c.bad,
+  }));
+  const expected = new Sampler().sample(logits.slice(), rowsOf().map((row, i) => (i === 2 ? { ...row, params: createSamplingParams(cs[2]!.input) } : row)), VOCAB);
+  try {
+    for (const on of [true, false]) {
+      setBatchedSampling(on);
+      const got = new Sampler().sampleEach(big.slice(), perm, rowsOf(), VOCAB);
+      got.forEach((g, i) => {
+        if (i === 2) assert.deepEqual(g, { error: boom }, `batched ${on}: row 2 fails alone`);
+        else assert.deepEqual(g, expected[i], `seed ${SEED} batched ${on}: row ${i} (logits row ${perm[i]})`);
+      });
+    }
+  } finally {
+    setBatchedSampling(true);
+  }
+  assert.throws(() => new Sampler().sampleEach(big, [1, 1], rowsOf().slice(0, 2), VOCAB), /rowIdx/);
+});
