@@ -1,4 +1,4 @@
-// `npm run bench:batch [-- --models tinyllama,smollm2 --conc 1,4,16,64 --threads 2 --prompt 128 --gen 128]`
+// `npm run bench:batch [-- --models tinyllama,smollm2 --conc 1,4,16,64 --threads 2 --prompt 128 --gen 128 --kv-dtype f16]`
 // Aggregate output tokens/s with N concurrent requests (prompt 128, output 128, EOS ignored) on
 // the Q4_0 GGUFs: ours (the executor: continuous batching, one worker thread) vs
 // llama-batched-bench (-npl N, same prompt/output lengths) and node-llama-cpp (N sequences in one
@@ -10,6 +10,7 @@
 // Shared prefix (--prefix-requests, default 64, on --prefix-model, default smollm2): requests with
 // a common 1024-token system prompt plus 16 own tokens, 16 output tokens, submitted together;
 // mean time-to-first-token with block reuse (after one warm-up request) vs cold (reuse off).
+// --kv-dtype (f16 default, f32 or int8): our KV cache element type (llama.cpp's stays f16).
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,17 +24,18 @@ import {
 const { values: v } = parseArgs({ options: {
   models: { type: "string" }, conc: { type: "string" }, threads: { type: "string" }, prompt: { type: "string" }, gen: { type: "string" },
   runs: { type: "string" }, "prefix-requests": { type: "string" }, "prefix-len": { type: "string" }, "prefix-model": { type: "string" },
-  "no-llama-bench": { type: "boolean" }, "no-nlc": { type: "boolean" }, "no-prefix": { type: "boolean" }, "no-batch": { type: "boolean" },
+  "kv-dtype": { type: "string" }, "no-llama-bench": { type: "boolean" }, "no-nlc": { type: "boolean" }, "no-prefix": { type: "boolean" }, "no-batch": { type: "boolean" },
 } });
 const MODELS = listFlag(v.models, ["tinyllama", "smollm2"], Object.keys(SHAPES));
 const CONC = listFlag(v.conc, ["1", "4", "16", "64"]).map(Number);
 const T = Number(v.threads ?? 2), PP = Number(v.prompt ?? 128), TG = Number(v.gen ?? 128), RUNS = Number(v.runs ?? 1);
 const PREFIX_N = Number(v["prefix-requests"] ?? 64), PREFIX_LEN = Number(v["prefix-len"] ?? 1024);
+const KV_DTYPE = listFlag(v["kv-dtype"], ["f16"], ["f32", "f16", "int8"])[0] as "f32" | "f16" | "int8";
 
 function executor(gguf: string, reuse: boolean, maxSeqLen: number): Promise<WorkerExecutor> {
   return WorkerExecutor.create({
     model: gguf, threads: T, maxBatchSize: 64, maxNumTokens: 8192, maxSeqLen, log: false,
-    kvCacheConfig: { enableBlockReuse: reuse, dtype: "f16" },
+    kvCacheConfig: { enableBlockReuse: reuse, dtype: KV_DTYPE },
   });
 }
 
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
     const mod = await import("node-llama-cpp");
     nlc = await mod.getLlama({ gpu: false, build: "never", logLevel: mod.LlamaLogLevel.error, maxThreads: T });
   }
-  let out = `Started ${started}\nprompt ${PP}, output ${TG}, ${T} threads, medians of ${RUNS} run(s)\n\n`;
+  let out = `Started ${started}\nprompt ${PP}, output ${TG}, ${T} threads, our KV ${KV_DTYPE}, medians of ${RUNS} run(s)\n\n`;
   if (!v["no-batch"]) out += (await batchTable(bin, nlc)) + "\n\n";
   if (nlc) await nlc.dispose();
   if (!v["no-prefix"]) {
