@@ -216,8 +216,7 @@ TLLM_AVX2 int find_first_avx2(const float* x, int n, float m) {
 #endif
 
 /** first index of the largest entry (NaN skipped; 0 when no entry is above -Infinity) */
-int argmax_row(const float* x, int vocab) {
-  const float m = row_max(x, vocab);
+int argmax_row(const float* x, int vocab, float m) {  // m = row_max(x, vocab)
   int i = 0;
   if (m != -INFINITY) {
 #if defined(__x86_64__)
@@ -228,6 +227,7 @@ int argmax_row(const float* x, int vocab) {
   }
   return i;
 }
+int argmax_row(const float* x, int vocab) { return argmax_row(x, vocab, row_max(x, vocab)); }
 
 // sampleArgmax(row, vocab): argmax_row
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
@@ -242,11 +242,11 @@ Napi::Value RowMax(const Napi::CallbackInfo& info) {
 }
 
 /** log Σ exp(x) in two passes: max, then Σ exp(x - max) (NaN, -inf add 0); ±Infinity when the max is */
-double lse_row(const float* x, int vocab) {
-  const double m = row_max(x, vocab);
+double lse_row(const float* x, int vocab, double m) {  // m = row_max(x, vocab)
   if (m == -INFINITY || m == INFINITY) return m;
   return m + log(sum_range(x, 0, vocab, m, -INFINITY, 1));
 }
+double lse_row(const float* x, int vocab) { return lse_row(x, vocab, row_max(x, vocab)); }
 
 // sampleLseRank(row, vocab, x0, out: Float64Array[2]): out = [log Σ exp(row), 1 + #(row > x0)];
 // x0 must be a float32 value (or ±Infinity). Two passes: max, then Σ exp(x - max) (NaN, -inf add 0).
