@@ -102,7 +102,7 @@ function dechunk(b: Buffer): Buffer {
   const out: Buffer[] = [];
   for (let at = 0; ;) {
     const eol = b.indexOf(CRLF, at);
-    const n = eol < 0 ? NaN : parseInt(b.latin1Slice(at, eol), 16);
+    const n = eol < 0 ? NaN : parseInt(b.toString("latin1", at, eol), 16);
     if (!Number.isInteger(n)) throw new Error(`bad chunk header at byte ${at}`);
     if (n === 0) return Buffer.concat(out);
     out.push(b.subarray(eol + 2, eol + 2 + n));
