@@ -36,6 +36,36 @@ static Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// matmulMulti(out f32[Σ m*rows[i]], x f32[m*cols], m, w u8 (the n weights back to back), dtype, rows i32[n], cols):
+// out holds the n results [m, rows[i]] back to back (test hook of the graph's q/k/v and gate/up calls)
+static Napi::Value MatmulMulti(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  View out = arg_view(info, 0, F32, "out"), x = arg_view(info, 1, F32, "x");
+  const int64_t m = arg_int(info, 2, 0, kMaxDim, "m");
+  View w = arg_view(info, 3, U8, "w");
+  const int type = (int)arg_int(info, 4, 0, 255, "dtype");
+  View rv = arg_view(info, 5, I32, "rows");
+  const int64_t cols = arg_int(info, 6, 1, kMaxDim, "cols");
+  const int n = (int)rv.length;
+  if (n < 1 || n > 4) throw Napi::RangeError::New(env, "rows.length=" + std::to_string(n) + ": expected 1..4 weights");
+  const int32_t* rows = (const int32_t*)rv.data;
+  size_t wb = 0, ob = 0;
+  float* outs[4];
+  const uint8_t* ws[4];
+  for (int i = 0; i < n; i++) {
+    if (rows[i] < 1 || rows[i] > kMaxDim) throw Napi::RangeError::New(env, "rows[" + std::to_string(i) + "]=" + std::to_string(rows[i]) + ": out of range");
+    ws[i] = (const uint8_t*)w.data + wb;
+    outs[i] = (float*)out.data + ob;
+    wb += weight_bytes(env, type, rows[i], cols);
+    ob += (size_t)m * rows[i];
+  }
+  need_len(env, w, wb, "w");
+  need_len(env, out, ob, "out");
+  need_len(env, x, (size_t)(m * cols), "x");
+  if (m > 0) g_kernels->matmul_multi(outs, (const float*)x.data, (int)m, ws, type, rows, n, (int)cols);
+  return env.Undefined();
+}
+
 // embedding(out f32[n*cols], table u8, dtype, rows, cols, ids i32[n])
 static Napi::Value Embedding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -228,6 +258,7 @@ static Napi::Value Attention(const Napi::CallbackInfo& info) {
 
 void register_ops(Napi::Env env, Napi::Object e) {
   e.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  e.Set("matmulMulti", Napi::Function::New(env, MatmulMulti, "matmulMulti"));
   e.Set("embedding", Napi::Function::New(env, Embedding, "embedding"));
   e.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
   e.Set("rope", Napi::Function::New(env, Rope, "rope"));

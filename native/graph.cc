@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,23 @@ inline void mm(float* out, const float* x, int m, const WRef& w) {
   g_kernels->matmul(out, x, m, w.data, w.type, w.rows, w.cols);
 }
 
+// matmuls of the same activations (q/k/v, gate/up): one matmul_multi call where the weights share
+// type and cols (same bits as separate calls), else one matmul each
+void mm3(const float* x, int m, std::initializer_list<const WRef*> ws, std::initializer_list<float*> outs) {
+  const WRef* const* w = ws.begin();
+  const int n = (int)ws.size();
+  bool same = true;
+  for (int i = 1; i < n; i++) same = same && w[i]->type == w[0]->type && w[i]->cols == w[0]->cols;
+  if (!same) {
+    for (int i = 0; i < n; i++) mm(outs.begin()[i], x, m, *w[i]);
+    return;
+  }
+  const uint8_t* data[4];
+  int rows[4];
+  for (int i = 0; i < n; i++) { data[i] = w[i]->data; rows[i] = w[i]->rows; }
+  g_kernels->matmul_multi(outs.begin(), x, m, data, w[0]->type, rows, n, w[0]->cols);
+}
+
 // LlamaModel.attentionBlock
 void attention_block(Graph& g, const LayerG& w, const KvDesc& kv, int T, const int32_t* pos, const int32_t* slots) {
   const KernelTable* K = g_kernels;
@@ -137,9 +155,7 @@ void attention_block(Graph& g, const LayerG& w, const KvDesc& kv, int T, const i
   TIMED(P_NORM, K->rmsnorm(g.h.data(), g.x.data(), w.attnNorm, T, H, g.eps));
   {
     Timed t(P_QKV);
-    mm(g.q.data(), g.h.data(), T, w.wq);
-    mm(g.k.data(), g.h.data(), T, w.wk);
-    mm(g.v.data(), g.h.data(), T, w.wv);
+    mm3(g.h.data(), T, {&w.wq, &w.wk, &w.wv}, {g.q.data(), g.k.data(), g.v.data()});
   }
   if (w.bq) K->add_bias(g.q.data(), w.bq, T, qd);
   if (w.bk) K->add_bias(g.k.data(), w.bk, T, kd);
@@ -166,12 +182,10 @@ void mlp_block(Graph& g, const LayerG& w, int T) {
   float* gu = g.gu.data();
   if (T == 1) {
     Timed t(P_GATEUP);
-    mm(gu, g.h.data(), 1, w.wGate);
-    mm(gu + I, g.h.data(), 1, w.wUp);
+    mm3(g.h.data(), 1, {&w.wGate, &w.wUp}, {gu, gu + I});
   } else {
     Timed t(P_GATEUP);
-    mm(g.gate.data(), g.h.data(), T, w.wGate);
-    mm(g.up.data(), g.h.data(), T, w.wUp);
+    mm3(g.h.data(), T, {&w.wGate, &w.wUp}, {g.gate.data(), g.up.data()});
     for (int r = 0; r < T; r++) {
       memcpy(gu + (size_t)r * 2 * I, g.gate.data() + (size_t)r * I, sizeof(float) * I);
       memcpy(gu + (size_t)r * 2 * I + I, g.up.data() + (size_t)r * I, sizeof(float) * I);

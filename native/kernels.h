@@ -38,6 +38,9 @@ struct KernelTable {
   const char* name;
   /** out[m, rows] = x[m, cols] · wᵀ, w = rows × row_bytes(type, cols) */
   void (*matmul)(float* out, const float* x, int m, const uint8_t* w, int type, int rows, int cols);
+  /** outs[i][m, rows[i]] = x · ws[i]ᵀ for i < n (n <= 4; same type and cols): the bits of n matmul
+   *  calls, the activations prepared once and (decode) one pool job for all rows */
+  void (*matmul_multi)(float* const* outs, const float* x, int m, const uint8_t* const* ws, int type, const int* rows, int n, int cols);
   /** out[i, :] = dequantized row ids[i] of table (cols wide) */
   void (*embedding)(float* out, const uint8_t* table, int type, int cols, const int32_t* ids, int n);
   void (*rmsnorm)(float* out, const float* x, const float* w, int m, int n, float eps);

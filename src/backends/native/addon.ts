@@ -29,6 +29,9 @@ export interface TllmAddon {
 
   /** out[m, rows] = x[m, cols] · wᵀ; w: rows * rowBytes(dtype, cols) raw GGML bytes */
   matmul(out: Float32Array, x: Float32Array, m: number, w: Uint8Array, dtype: number, rows: number, cols: number): void;
+  /** the n = rows.length (1..4) weights back to back in w, against the same x: out holds the n results
+   *  [m, rows[i]] back to back, bit-identical to n matmul calls (the graph's q/k/v and gate/up) */
+  matmulMulti?(out: Float32Array, x: Float32Array, m: number, w: Uint8Array, dtype: number, rows: Int32Array, cols: number): void;
   /** out[i, :] = dequantized row ids[i] of table [rows, cols] */
   embedding(out: Float32Array, table: Uint8Array, dtype: number, rows: number, cols: number, ids: Int32Array): void;
   rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, m: number, n: number, eps: number): void;
