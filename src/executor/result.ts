@@ -94,10 +94,11 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
       diffs.set(d.index, d);
     }
     if (!this.streaming) return; // the final output carries everything: no per-step snapshot copies
-    const outputs = [...this.outs.values()].sort((a, b) => a.index - b.index).map((o) => {
+    const outputs: StreamCompletion[] = [];
+    for (const o of this.outs.size === 1 ? this.outs.values() : [...this.outs.values()].sort((a, b) => a.index - b.index)) {
       const d = diffs.get(o.index);
-      return { ...o, tokenIds: [...o.tokenIds], textDiff: d?.text ?? "", tokenIdsDiff: d?.tokenIds ?? [], logprobsDiff: d?.logprobs ?? (o.logprobs ? [] : null) };
-    });
+      outputs.push(snapshot(o, d?.text ?? "", d?.tokenIds ?? [], d?.logprobs ?? (o.logprobs ? [] : null)));
+    }
     this.lastFinished = outputs.every((o) => o.finishReason !== null);
     this.push({
       requestId: this.requestId, prompt: this.prompt, promptTokenIds: this.promptTokenIds, outputs, finished: false,
@@ -150,4 +151,15 @@ export class GenerationResult implements PromiseLike<FinalOutput>, AsyncIterable
     this.wake = null;
     w?.();
   }
+}
+
+/** A snapshot of `o` now. tokenIds and logprobs are views of the growing lists cut at today's length,
+ *  copied only when read: copying them on every step made streaming O(output length²). */
+function snapshot(o: CompletionOutput, textDiff: string, tokenIdsDiff: number[], logprobsDiff: TokenLogprobs[] | null): StreamCompletion {
+  const n = o.tokenIds.length, all = o.tokenIds, lps = o.logprobs;
+  let ids: number[] | null = null, lp: TokenLogprobs[] | null = null;
+  const s = { ...o, textDiff, tokenIdsDiff, logprobsDiff } as StreamCompletion;
+  Object.defineProperty(s, "tokenIds", { enumerable: true, configurable: true, get: () => (ids ??= all.slice(0, n)) });
+  if (lps) Object.defineProperty(s, "logprobs", { enumerable: true, configurable: true, get: () => (lp ??= lps.slice(0, n)) });
+  return s;
 }

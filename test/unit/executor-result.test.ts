@@ -36,6 +36,9 @@ describe("GenerationResult", () => {
     const snaps = await got;
     assert.deepEqual(snaps.map((s) => s.outputs.map((o) => o.textDiff)), [["a", "x"], ["b", ""], ["", "y"]]);
     assert.deepEqual(snaps[1]!.outputs[0]!.tokenIds, [10, 11]);
+    // an earlier snapshot keeps the tokens it had, though read after later steps appended more
+    assert.deepEqual(snaps[0]!.outputs.map((o) => o.tokenIds), [[10], [20]]);
+    assert.deepEqual({ ...snaps[0]!.outputs[0]! }.tokenIds, [10]);
     assert.deepEqual(snaps[2]!.outputs[1]!.tokenIdsDiff, [21]);
     assert.deepEqual(snaps.map((s) => s.finished), [false, false, true]);
     assert.deepEqual(snaps[0]!.promptTokenIds, [1, 2]);
