@@ -6,8 +6,9 @@
 // context `ctx` on the native backend through loadModel (f16 KV; KV contents do not change the
 // time). Sampling: the Sampler over [B, 151936] model-like logits (Qwen2's vocabulary, from
 // test/fixtures/vocab/ggml-vocab-qwen2.gguf), without a grammar and with XGrammar masks (JSON
-// schema, json_object, regex), where a step is computeBitmasksSync + Sampler.sample + accept for the
-// whole batch. Without a grammar the rows cover greedy, temperature, top_k, top_p (a narrow and a
+// schema, json_object, regex), where a step is the decoder's masksSync + Sampler.sample + accept for
+// the whole batch; masks come from the engine's ParallelGuidedDecoder (one XGrammar worker thread per
+// native pool thread), the in-thread GuidedDecoder in the last column. Without a grammar the rows cover greedy, temperature, top_k, top_p (a narrow and a
 // wide nucleus), min_p, top_k + top_p, the three penalties and logprobs (raw log-softmax, rank and
 // top-5: one more pass over the raw logits). Times are medians over `steps` steps after one
 // warm-up; "% fwd" = ms / forward ms. Targets: <= 5% without a grammar, <= 15% with one.
@@ -28,7 +29,8 @@ import { createSamplingParams, type SamplingParamsInput } from "../src/api/sampl
 import { Sampler, type SamplingRow } from "../src/sampling/sampler.js";
 import { setBatchedSampling } from "../src/sampling/batch.js";
 import { rngKeyForSeed } from "../src/sampling/rng.js";
-import { computeBitmasksSync, GuidedCompiler, GuidedState } from "../src/sampling/guided/index.js";
+import { GuidedDecoder } from "../src/sampling/guided/index.js";
+import { ParallelGuidedDecoder } from "../src/sampling/guided/parallel.js";
 import type { GuidedDecodingParams } from "../src/sampling/params.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -88,7 +90,7 @@ function fillLogits(buf: Float32Array, vocab: number, seed: number): void {
 }
 
 /** ms: the whole step; maskMs: of which computing the grammar bitmasks (computeBitmasks); perRowMs: the step without the batched native call */
-interface Row { name: string; ms: number; maskMs?: number; perRowMs?: number }
+interface Row { name: string; ms: number; maskMs?: number; perRowMs?: number; serialMs?: number }
 
 function samplingMs(name: string, input: SamplingParamsInput, logits: Float32Array, vocab: number): Row {
   const row = stepMs(name, input, logits, vocab);
@@ -119,36 +121,49 @@ function copyMs(a: Float32Array, b: Float32Array): number {
   return time(() => b.set(a), 5);
 }
 
-/** One guided step for the batch: masks, sampling, accept; finished rows restart their grammar. */
+/** One guided step for the batch: masks, sampling, accept; finished rows restart their grammar
+ *  (a new sequence key). The decoder is the engine's (ParallelGuidedDecoder, masks on worker
+ *  threads); `serialMs` is the same step with the in-thread GuidedDecoder, in the same run. */
 async function guidedMs(
-  name: string, guide: GuidedDecodingParams, compiler: GuidedCompiler, logits: Float32Array, vocab: number,
+  name: string, guide: GuidedDecodingParams, dec: { par: GuidedDecoder; serial: GuidedDecoder }, logits: Float32Array, vocab: number,
   input: SamplingParamsInput = { temperature: 0.8, topP: 0.95 },
 ): Promise<Row> {
+  const row = await guidedStepMs(name, guide, dec.par, logits, vocab, input);
+  if (COMPARE) row.serialMs = (await guidedStepMs(name, guide, dec.serial, logits, vocab, input)).ms;
+  return row;
+}
+
+async function guidedStepMs(name: string, guide: GuidedDecodingParams, dec: GuidedDecoder, logits: Float32Array, vocab: number,
+  input: SamplingParamsInput): Promise<Row> {
   const params = createSamplingParams(input, undefined);
   const sampler = new Sampler();
-  const states = await Promise.all(Array.from({ length: B }, () => GuidedState.create(compiler, guide)));
+  await dec.prepare(guide);
+  let next = 0;
+  const keys = Array.from({ length: B }, () => next++);
+  keys.forEach((k) => dec.addSync(k, guide));
   const outs: number[][] = Array.from({ length: B }, () => []);
   const work = new Float32Array(logits.length);
   const ts: number[] = [], maskTs: number[] = [];
   for (let step = 0; step <= STEPS; step++) {
     work.set(logits);
     const t0 = performance.now();
-    const masks = computeBitmasksSync(states);
+    const masks = dec.masksSync(keys);
     if (step > 0) maskTs.push(performance.now() - t0);
     const rows: SamplingRow[] = outs.map((o, i) => ({ params, rng: rngKeyForSeed(2, i), promptTokenIds: [1], outputTokenIds: o, tokenBitmask: masks[i] }));
     const res = sampler.sample(work, rows, vocab);
     for (let i = 0; i < B; i++) {
-      states[i]!.accept(res[i]!.token);
+      dec.accept(keys[i]!, res[i]!.token);
       outs[i]!.push(res[i]!.token);
-      if (states[i]!.isTerminated()) {
-        states[i]!.dispose();
-        states[i] = await GuidedState.create(compiler, guide);
+      if (dec.isTerminated(keys[i]!)) {
+        dec.remove(keys[i]!);
+        keys[i] = next++;
+        dec.addSync(keys[i]!, guide);
         outs[i] = [];
       }
     }
     if (step > 0) ts.push(performance.now() - t0); // step 0: warm-up
   }
-  states.forEach((s) => s.dispose());
+  keys.forEach((k) => dec.remove(k));
   return { name, ms: median(ts), maskMs: median(maskTs) };
 }
 
@@ -162,14 +177,16 @@ const SCHEMA = { type: "object", properties: {
 async function guidedRows(tok: Tokenizer, vocab: number, logits: Float32Array): Promise<Row[]> {
   const out: Row[] = [];
   const t0 = performance.now();
-  const compiler = await GuidedCompiler.create(tok, vocab);
-  await compiler.compile({ json: SCHEMA });
-  console.error(`tokenizer info + compiler + first schema: ${(performance.now() - t0).toFixed(0)} ms`);
-  out.push(await guidedMs("grammar: JSON schema (+ top_p 0.95)", { json: SCHEMA }, compiler, logits, vocab));
-  out.push(await guidedMs("grammar: JSON schema (+ top_k 50, top_p)", { json: SCHEMA }, compiler, logits, vocab, { temperature: 1, topK: 50, topP: 0.9 }));
-  out.push(await guidedMs("grammar: json_object (+ top_p 0.95)", { jsonObject: true }, compiler, logits, vocab));
-  out.push(await guidedMs("grammar: regex (+ top_p 0.95)", { regex: "[a-z]{1,12}(-[0-9]{1,4}){0,3}" }, compiler, logits, vocab));
-  compiler.dispose();
+  const workers = nativeInfo().threads;
+  const dec = { par: await ParallelGuidedDecoder.createParallel(tok, vocab, workers), serial: await GuidedDecoder.create(tok, vocab) };
+  await dec.par.prepare({ json: SCHEMA });
+  console.error(`tokenizer info + compiler + ${workers} mask workers + first schema: ${(performance.now() - t0).toFixed(0)} ms`);
+  out.push(await guidedMs("grammar: JSON schema (+ top_p 0.95)", { json: SCHEMA }, dec, logits, vocab));
+  out.push(await guidedMs("grammar: JSON schema (+ top_k 50, top_p)", { json: SCHEMA }, dec, logits, vocab, { temperature: 1, topK: 50, topP: 0.9 }));
+  out.push(await guidedMs("grammar: json_object (+ top_p 0.95)", { jsonObject: true }, dec, logits, vocab));
+  out.push(await guidedMs("grammar: regex (+ top_p 0.95)", { regex: "[a-z]{1,12}(-[0-9]{1,4}){0,3}" }, dec, logits, vocab));
+  dec.par.dispose();
+  dec.serial.dispose();
   return out;
 }
 
@@ -199,11 +216,12 @@ async function main(): Promise<void> {
   console.log(`${new Date().toISOString()}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} on ${cpus().length} cores`);
   console.log(`native pool threads: ${nativeInfo().threads}`);
   console.log(`${"step (whole batch)".padEnd(40)} ${"ms/step".padStart(9)} ${"% fwd".padStart(7)}  ${"target".padEnd(10)} ${"masks ms".padStart(9)} ${"% fwd".padStart(7)} ${"per-row ms".padStart(10)}`);
+  console.log("(per-row ms: sampling rows without the batched native step; grammar rows: masks computed in-thread instead of on the mask workers)");
   for (const r of rows) {
     const target = r.name.startsWith("grammar") ? 15 : 5;
     const pct = (100 * r.ms) / fwd;
     const mask = r.maskMs === undefined ? "".padStart(17) : `${r.maskMs.toFixed(2).padStart(9)} ${((100 * r.maskMs) / fwd).toFixed(2).padStart(7)}`;
-    const perRow = r.perRowMs === undefined ? "" : r.perRowMs.toFixed(2).padStart(10);
+    const perRow = (r.perRowMs ?? r.serialMs) === undefined ? "" : (r.perRowMs ?? r.serialMs)!.toFixed(2).padStart(10);
     console.log(`${r.name.padEnd(40)} ${r.ms.toFixed(2).padStart(9)} ${pct.toFixed(2).padStart(7)}  ${`<= ${target}% ${pct <= target ? "ok" : "OVER"}`.padEnd(10)} ${mask} ${perRow}`);
   }
 }

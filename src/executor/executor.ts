@@ -9,10 +9,11 @@
 // through shared memory each step (callbacks.ts), so this thread must stay responsive while they run.
 // A fatal worker error (an exception in the step loop, the worker exiting) fails every in-flight
 // request with an ExecutorError and marks the executor unhealthy; later calls fail at once.
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { LogitsProcessorFn, SamplingParamsInput } from "../api/sampling-params.js";
 import { createSamplingParams } from "../api/sampling-params.js";
 import { TllmError, ValidationError } from "../errors.js";
+import { siblingModule, startModuleWorker } from "../workers.js";
 import { checkBeamParams } from "./beam-group.js";
 import { answerLogitsCall } from "./callbacks.js";
 import { checkExecutorConfig, type EngineInfo, type ExecutorConfig } from "./config.js";
@@ -49,18 +50,9 @@ export interface GenerationExecutor {
 /** The worker failed as a whole (not one request's fault). */
 export class ExecutorError extends TllmError {}
 
-/**
- * The worker's entry. From dist/ it is the compiled worker.js next to this file. From the .ts
- * sources (tests under tsx) a worker does not inherit tsx's loader hooks (`--import tsx` in its
- * execArgv is not applied before the entry is resolved on Node 20), so a tiny eval'd bootstrap
- * registers tsx (tsx/esm/api) in the worker first and then imports worker.ts.
- */
+/** The worker's entry: worker.js next to this file (worker.ts under tsx; see startModuleWorker). */
 function startWorker(data: WorkerData): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData: data });
-  const api = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./worker.ts", import.meta.url).href;
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: data });
+  return startModuleWorker(siblingModule(import.meta.url, "worker"), data);
 }
 
 export class WorkerExecutor implements GenerationExecutor {

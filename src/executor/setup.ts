@@ -11,7 +11,9 @@ import { ModelRunner } from "../engine/model-runner.js";
 import { ValidationError } from "../errors.js";
 import { KVCacheManager } from "../kvcache/kv-cache-manager.js";
 import { loadModel } from "../models/loader.js";
+import { availableParallelism } from "node:os";
 import { GuidedDecoder } from "../sampling/guided/decoder.js";
+import { createGuidedDecoder } from "../sampling/guided/parallel.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { checkBeamParams } from "./beam-group.js";
@@ -43,6 +45,19 @@ async function pickBackend(cfg: ExecutorConfig): Promise<{ backend: Backend; nam
   if (!native) return { backend: new ReferenceBackend(), name: "reference" };
   if (cfg.threads) native.setNativeThreads(cfg.threads);
   return { backend: new native.NativeBackend(), name: "native" };
+}
+
+/** Grammar-mask worker threads: TLLM_GUIDED_WORKERS when set (0 or 1: masks in-thread), else one per
+ *  kernel thread (cfg.threads, default every core): a step's masks are computed while the pool's
+ *  threads are idle between forwards. */
+function guidedWorkers(cfg: ExecutorConfig): number {
+  const env = process.env["TLLM_GUIDED_WORKERS"];
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 0) throw new ValidationError("TLLM_GUIDED_WORKERS", env, "must be an integer >= 0");
+    return n;
+  }
+  return cfg.threads ?? availableParallelism();
 }
 
 function loadTokenizer(cfg: ExecutorConfig): Tokenizer {
@@ -93,10 +108,14 @@ export async function createEngine(cfg: ExecutorConfig, log: (line: string) => v
     };
     let guided: Promise<GuidedDecoder> | null = null;
     const getGuided = (): Promise<GuidedDecoder> => {
-      guided ??= GuidedDecoder.create(tokenizer, mc.vocabSize).then((d) => (core.guided = d));
+      guided ??= createGuidedDecoder(tokenizer, mc.vocabSize, guidedWorkers(cfg), log).then((d) => (core.guided = d));
       return guided;
     };
-    return { core, info, tokenizer, guided: getGuided, close: () => loaded.checkpoint.close() };
+    const close = (): void => {
+      loaded.checkpoint.close();
+      void guided?.then((d) => d.dispose(), () => undefined);
+    };
+    return { core, info, tokenizer, guided: getGuided, close };
   } catch (e) {
     loaded.checkpoint.close();
     throw e;

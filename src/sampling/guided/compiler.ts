@@ -4,7 +4,7 @@
 import { ValidationError } from "../../errors.js";
 import type { GuidedDecodingParams } from "../params.js";
 import { Utf8Guard } from "./utf8-guard.js";
-import { checkModelVocab, encodeVocab, vocabBitmask, type GuidedVocab } from "./vocab.js";
+import { checkModelVocab, encodeVocab, vocabBitmask, type EncodedVocab, type GuidedVocab } from "./vocab.js";
 import { loadXGrammar } from "./xgrammar-loader.js";
 import type { CompiledGrammar, GrammarCompiler } from "@mlc-ai/web-xgrammar";
 
@@ -42,7 +42,7 @@ export class GuidedCompiler {
   private noControl: Int32Array | undefined;
 
   private constructor(
-    private readonly compiler: GrammarCompiler, private readonly vocab: GuidedVocab,
+    private readonly compiler: GrammarCompiler, private readonly vocab: GuidedVocab | null,
     vocabSize: number, stop: number[], o: GuidedCompilerOptions,
   ) {
     this.vocabSize = vocabSize;
@@ -54,16 +54,33 @@ export class GuidedCompiler {
   /** Builds the TokenizerInfo (`modelVocabSize` = logits width, >= tokenizer vocab) and compiler. */
   static async create(vocab: GuidedVocab, modelVocabSize: number, o: GuidedCompilerOptions = {}): Promise<GuidedCompiler> {
     checkModelVocab(vocab, modelVocabSize);
+    return GuidedCompiler.fromEncoded(encodeVocab(vocab), modelVocabSize, o, vocab);
+  }
+
+  /**
+   * The same compiler from encodeVocab's output (what a mask worker receives). Without `vocab` the
+   * compiler only compiles grammars: utf8Guard and staticMask need the token bytes.
+   */
+  static async fromEncoded(e: EncodedVocab, modelVocabSize: number, o: GuidedCompilerOptions = {}, vocab: GuidedVocab | null = null): Promise<GuidedCompiler> {
     const xg = loadXGrammar();
-    const { encoded, stopTokenIds } = encodeVocab(vocab);
-    const info = await xg.TokenizerInfo.createTokenizerInfo(encoded, "byte_level", false, modelVocabSize, stopTokenIds);
+    const info = await xg.TokenizerInfo.createTokenizerInfo(e.encoded, "byte_level", false, modelVocabSize, e.stopTokenIds);
     const compiler = await xg.GrammarCompiler.createGrammarCompiler(info, true);
-    return new GuidedCompiler(compiler, vocab, modelVocabSize, stopTokenIds, o);
+    return new GuidedCompiler(compiler, vocab, modelVocabSize, e.stopTokenIds, o);
+  }
+
+  /** The options this compiler was made with (a mask worker's compiler must match). */
+  get options(): GuidedCompilerOptions {
+    return { anyWhitespace: this.anyWhitespace, cacheSize: this.cacheSize };
   }
 
   /** The UTF-8 second-byte guard of this vocabulary (built on first use). */
   get utf8Guard(): Utf8Guard {
-    return (this.guard ??= new Utf8Guard(this.vocab));
+    return (this.guard ??= new Utf8Guard(this.needVocab()));
+  }
+
+  private needVocab(): GuidedVocab {
+    if (!this.vocab) throw new ValidationError("GuidedCompiler", "fromEncoded", "made without the token bytes");
+    return this.vocab;
   }
 
   /**
@@ -74,7 +91,7 @@ export class GuidedCompiler {
   staticMask(g: GuidedDecodingParams): Int32Array | undefined {
     const kind = guideKey(g)?.[0];
     if ((kind !== "json" && kind !== "jsonObject") || this.anyWhitespace) return undefined;
-    return (this.noControl ??= vocabBitmask(this.vocab, this.vocabSize, (b) => b.every((x) => x >= 0x20)));
+    return (this.noControl ??= vocabBitmask(this.needVocab(), this.vocabSize, (b) => b.every((x) => x >= 0x20)));
   }
 
   /** The compiled grammar of `g` (cached); bad schemas/grammars raise ValidationError. */

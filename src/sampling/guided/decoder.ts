@@ -50,6 +50,16 @@ export class GuidedDecoder {
     this.states.set(key, GuidedState.createSync(this.compiler, g, stopTokenIds));
   }
 
+  /** the sequence's state (subclasses: parallel.ts) */
+  protected stateOf(key: SequenceKey): GuidedState | undefined {
+    return this.states.get(key);
+  }
+
+  /** Releases what the decoder holds beyond its states (mask workers in parallel.ts). */
+  dispose(): void {
+    for (const k of [...this.states.keys()]) this.remove(k);
+  }
+
   has(key: SequenceKey): boolean {
     return this.states.has(key);
   }

@@ -5,5 +5,6 @@ export { encodeVocab, byteLevelString, type GuidedVocab } from "./vocab.js";
 export { GuidedCompiler, guidedCompilerFor, guideKey, type GuidedCompilerOptions } from "./compiler.js";
 export { GuidedState, computeBitmasks, computeBitmasksSync } from "./state.js";
 export { GuidedDecoder, type SequenceKey } from "./decoder.js";
+export { ParallelGuidedDecoder, createGuidedDecoder } from "./parallel.js";
 export { applyTokenBitmask, bitmaskWords, isAllowed } from "./mask.js";
 export { Utf8Guard } from "./utf8-guard.js";

@@ -58,7 +58,7 @@ export class GuidedState {
   /** The next token's bitmask, Int32Array [ceil(vocabSize / 32)] (bit set = allowed). */
   async nextBitmask(): Promise<Int32Array> {
     this.check();
-    return this.guardMask(await this.matcher.getNextTokenBitmask());
+    return this.applyGuards(await this.matcher.getNextTokenBitmask());
   }
 
   /**
@@ -73,10 +73,11 @@ export class GuidedState {
     const vec = handle.GetNextTokenBitmask(this.vocabSize);
     const m = b.vecIntToView(vec).slice();
     vec.delete();
-    return this.guardMask(m);
+    return this.applyGuards(m);
   }
 
-  private guardMask(m: Int32Array): Int32Array {
+  /** ANDs this sequence's fixed mask and UTF-8 guard into an XGrammar mask `m` (in place; returns m). */
+  applyGuards(m: Int32Array): Int32Array {
     if (this.fixed) for (let w = 0; w < m.length; w++) m[w]! &= this.fixed[w]!;
     const lead = this.leads.length > 0 ? this.leads[this.leads.length - 1]! : 0;
     if (lead !== 0) this.guard.restrict(m, lead);

@@ -47,7 +47,10 @@ export function byteLevelString(bytes: Uint8Array): string {
  * The encoded vocabulary for TokenizerInfo (index = token id; length = tokenizer vocab size) and
  * the stop ids. Stop ids keep their bytes; other special tokens become "".
  */
-export function encodeVocab(v: GuidedVocab): { encoded: string[]; stopTokenIds: number[] } {
+/** XGrammar's view of a vocabulary: byte-level strings by id, and the stop ids. */
+export interface EncodedVocab { encoded: string[]; stopTokenIds: number[] }
+
+export function encodeVocab(v: GuidedVocab): EncodedVocab {
   const stop = new Set(v.eosTokenIds);
   const encoded: string[] = new Array(v.vocabSize);
   for (let id = 0; id < v.vocabSize; id++) {
