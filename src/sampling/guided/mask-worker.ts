@@ -1,8 +1,10 @@
-// A grammar-mask worker thread (see parallel.ts). It holds replicas of some guided sequences' XGrammar
-// matchers, kept in step by the ops the owner sends (add / accept / rollback / fork / remove), and
-// computes their next-token bitmasks into shared memory when asked, so that a step's masks are
-// computed on several threads at once. Out buffer: per requested row, one status word (0 ok,
-// 1 failed) then ceil(vocabSize / 32) mask words; ctl[0] = the seq of the last finished step.
+// A grammar-mask worker thread (see parallel.ts). It holds a replica of every guided sequence's
+// XGrammar matcher, kept in step by the ops the owner broadcasts (add / accept / rollback / fork /
+// remove), and computes next-token bitmasks into shared memory: the workers of a step take rows from
+// one shared counter, so a few expensive rows (a mask costs 0.01-30 ms depending on the state) do not
+// leave one worker busy and the others idle. Out buffer (shared by the workers): per requested row,
+// one status word (0 ok, 1 failed, anything else: not done) then ceil(vocabSize / 32) mask words;
+// counter[0]: the next row to take; ctl[0] = the seq of this worker's last finished step.
 import { parentPort, workerData } from "node:worker_threads";
 import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
 import type { GuidedDecodingParams } from "../params.js";
@@ -26,7 +28,7 @@ export type MaskOp =
 
 export type ToMaskWorker =
   | { type: "prepare"; guide: GuidedDecodingParams }
-  | { type: "step"; seq: number; ops: MaskOp[]; keys: number[]; out?: SharedArrayBuffer };
+  | { type: "step"; seq: number; ops: MaskOp[]; keys: number[]; out: SharedArrayBuffer; counter: SharedArrayBuffer };
 
 export type FromMaskWorker = { type: "ready" } | { type: "initError"; message: string };
 
@@ -38,7 +40,10 @@ const ctl = new Int32Array(data.ctl);
 const words = Math.ceil(data.vocabSize / 32);
 const replicas = new Map<number, Replica>();
 let out: Int32Array | null = null;
+let outBuf: SharedArrayBuffer | null = null;
 let compiler: GuidedCompiler;
+/** an op failed: the replicas may be out of step, so this worker takes no more rows */
+let poisoned = false;
 
 async function newReplica(guide: GuidedDecodingParams, stop: number[] | null): Promise<Replica> {
   const compiled = await compiler.compile(guide);
@@ -86,12 +91,19 @@ function maskInto(r: Replica | undefined, at: number): void {
 }
 
 async function step(m: Extract<ToMaskWorker, { type: "step" }>): Promise<void> {
-  if (m.out) out = new Int32Array(m.out);
+  if (m.out !== outBuf) out = new Int32Array((outBuf = m.out));
+  const counter = new Int32Array(m.counter);
   try {
     for (const op of m.ops) await apply(op);
-    m.keys.forEach((k, i) => maskInto(replicas.get(k), i * (words + 1)));
   } catch {
-    m.keys.forEach((_, i) => { out![i * (words + 1)] = 1; });
+    poisoned = true; // the owner computes the rows no worker takes
+  }
+  for (let i = !poisoned ? Atomics.add(counter, 0, 1) : m.keys.length; i < m.keys.length; i = Atomics.add(counter, 0, 1)) {
+    try {
+      maskInto(replicas.get(m.keys[i]!), i * (words + 1));
+    } catch {
+      out![i * (words + 1)] = 1;
+    }
   }
   Atomics.store(ctl, 0, m.seq);
   Atomics.notify(ctl, 0);

@@ -1,11 +1,12 @@
 // ParallelGuidedDecoder: a GuidedDecoder whose per-step masks are computed by W worker threads at once
 // (XGrammar's WASM engine is single-threaded, and a JSON-schema or regex mask over a 152k vocabulary
-// costs ~0.5-1.5 ms per row: 64 rows took 15-25% of a TinyLlama-shaped batch step on one thread).
-// Every sequence keeps its full state here too (accept / isTerminated / rollback / fork answer
-// synchronously, exactly as GuidedDecoder's); each is also replicated on one worker, which the ops
-// below keep in step and which computes its raw mask; the UTF-8 guard and fixed masks are applied
-// here. A worker that fails, dies or stops answering (30 s) is dropped and its rows' masks are
-// computed here, from the local states, so a step never loses a mask.
+// costs 0.01-30 ms per row depending on the matcher's state: 64 rows took 10-25% of a TinyLlama-shaped
+// batch step on one thread). Every sequence keeps its full state here (accept / isTerminated /
+// rollback / fork answer synchronously, exactly as GuidedDecoder's) and is replicated on every
+// worker, which the broadcast ops keep in step; a step's rows go to whichever worker takes them first
+// from a shared counter (so a few expensive rows balance out), and the UTF-8 guard and fixed masks are
+// applied here. A worker that fails, dies or stops answering (30 s) is dropped; rows no worker
+// finished are computed here, from the local states, so a step never loses a mask.
 import type { Worker } from "node:worker_threads";
 import { siblingModule, startModuleWorker } from "../../workers.js";
 import type { GuidedDecodingParams } from "../params.js";
@@ -15,12 +16,19 @@ import { encodeVocab, type GuidedVocab } from "./vocab.js";
 import type { FromMaskWorker, MaskOp, MaskWorkerData, ToMaskWorker } from "./mask-worker.js";
 
 const TIMEOUT_MS = 30_000;
+/** status word of a row no worker has finished */
+const PENDING = 2;
 
-interface MaskWorker { w: Worker; ctl: Int32Array; seq: number; out: Int32Array | null; ops: MaskOp[]; load: number; dead: boolean }
+interface MaskWorker { w: Worker; ctl: Int32Array; seq: number; dead: boolean }
 
 export class ParallelGuidedDecoder extends GuidedDecoder {
-  private readonly owner = new Map<number, MaskWorker>();
+  /** ops since the last step, for every worker */
+  private ops: MaskOp[] = [];
+  /** sequences the workers replicate (numeric keys; string keys stay local) */
+  private readonly replicated = new Set<number>();
   private readonly words: number;
+  private out = new Int32Array(new SharedArrayBuffer(4));
+  private readonly counter = new Int32Array(new SharedArrayBuffer(4));
 
   private constructor(compiler: GuidedCompiler, private readonly workers: MaskWorker[]) {
     super(compiler);
@@ -38,7 +46,7 @@ export class ParallelGuidedDecoder extends GuidedDecoder {
   }
 
   get numWorkers(): number {
-    return this.workers.filter((w) => !w.dead).length;
+    return this.live().length;
   }
 
   override async prepare(g: GuidedDecodingParams | undefined): Promise<void> {
@@ -48,60 +56,50 @@ export class ParallelGuidedDecoder extends GuidedDecoder {
 
   override addSync(key: SequenceKey, g: GuidedDecodingParams | undefined, stopTokenIds?: readonly number[]): void {
     super.addSync(key, g, stopTokenIds);
-    if (!GuidedDecoder.wants(g) || typeof key !== "number") return; // string keys stay local
-    const w = this.live().reduce<MaskWorker | undefined>((a, b) => (!a || b.load < a.load ? b : a), undefined);
-    if (!w) return;
-    this.owner.set(key, w);
-    w.load++;
-    w.ops.push(["add", key, g, stopTokenIds && stopTokenIds.length > 0 ? [...new Set(stopTokenIds)] : null]);
+    if (!GuidedDecoder.wants(g) || typeof key !== "number") return;
+    this.replicated.add(key);
+    this.ops.push(["add", key, g, stopTokenIds && stopTokenIds.length > 0 ? [...new Set(stopTokenIds)] : null]);
   }
 
   override accept(key: SequenceKey, token: number): boolean {
     const ok = super.accept(key, token);
-    if (ok) this.ownerOf(key)?.ops.push(["accept", key as number, token]);
+    if (ok && this.isReplicated(key)) this.ops.push(["accept", key as number, token]);
     return ok;
   }
 
   override rollback(key: SequenceKey, n: number): void {
     super.rollback(key, n);
-    if (n > 0) this.ownerOf(key)?.ops.push(["rollback", key as number, n]);
+    if (n > 0 && this.isReplicated(key)) this.ops.push(["rollback", key as number, n]);
   }
 
   override async fork(src: SequenceKey, dst: SequenceKey): Promise<void> {
     await super.fork(src, dst);
-    const w = this.ownerOf(src);
-    if (!w || typeof dst !== "number" || !this.has(dst)) return;
-    this.owner.set(dst, w);
-    w.load++;
-    w.ops.push(["fork", src as number, dst]);
+    if (!this.isReplicated(src) || typeof dst !== "number" || !this.has(dst)) return;
+    this.replicated.add(dst);
+    this.ops.push(["fork", src as number, dst]);
   }
 
   override remove(key: SequenceKey): void {
     super.remove(key);
-    const w = this.ownerOf(key);
-    if (!w) return;
-    w.ops.push(["remove", key as number]);
-    w.load--;
-    this.owner.delete(key as number);
+    if (!this.isReplicated(key)) return;
+    this.replicated.delete(key as number);
+    this.ops.push(["remove", key as number]);
   }
 
-  /** Masks in row order: each worker computes its rows at the same time; the rest are computed here. */
+  /** Masks in row order: the workers take the replicated rows; the rest, and rows no worker finished, here. */
   override masksSync(keys: readonly SequenceKey[]): (Int32Array | undefined)[] {
-    const rows = new Map<MaskWorker, number[]>();
-    keys.forEach((k, i) => {
-      const w = this.ownerOf(k);
-      if (w && !this.isTerminated(k)) rows.get(w)?.push(i) ?? rows.set(w, [i]);
-    });
-    for (const w of this.live()) if (rows.has(w) || w.ops.length > 0) this.send(w, (rows.get(w) ?? []).map((i) => keys[i] as number));
+    const rows: number[] = [];
+    keys.forEach((k, i) => { if (this.isReplicated(k) && !this.isTerminated(k)) rows.push(i); });
+    const live = this.live();
     const out: (Int32Array | undefined)[] = new Array(keys.length).fill(undefined);
-    for (const [w, idx] of rows) {
-      const ok = this.await(w);
-      idx.forEach((row, j) => {
+    if (live.length > 0 && (rows.length > 0 || this.ops.length > 0)) {
+      this.post(live, rows.map((i) => keys[i] as number));
+      for (const w of live) this.await(w);
+      rows.forEach((row, j) => {
         const at = j * (this.words + 1);
-        if (ok && w.out![at] === 0) out[row] = this.stateOf(keys[row]!)!.applyGuards(w.out!.slice(at + 1, at + 1 + this.words));
+        if (this.out[at] === 0) out[row] = this.stateOf(keys[row]!)!.applyGuards(this.out.slice(at + 1, at + 1 + this.words));
       });
     }
-    // rows without a (live, successful) worker: here, from the full local state
     const rest = keys.map((k, i) => (out[i] === undefined ? k : undefined));
     super.masksSync(rest.map((k) => k ?? -1)).forEach((m, i) => { if (rest[i] !== undefined) out[i] = m; });
     return out;
@@ -116,42 +114,39 @@ export class ParallelGuidedDecoder extends GuidedDecoder {
     return this.workers.filter((w) => !w.dead);
   }
 
-  private ownerOf(key: SequenceKey): MaskWorker | undefined {
-    const w = typeof key === "number" ? this.owner.get(key) : undefined;
-    return w && !w.dead ? w : undefined;
+  private isReplicated(key: SequenceKey): boolean {
+    return typeof key === "number" && this.replicated.has(key);
   }
 
-  private send(w: MaskWorker, keys: number[]): void {
+  /** Sends the step (the pending ops and the rows' keys) to every live worker. */
+  private post(live: MaskWorker[], keys: number[]): void {
     const need = keys.length * (this.words + 1);
-    let buf: SharedArrayBuffer | undefined;
-    if (!w.out || w.out.length < need) w.out = new Int32Array((buf = new SharedArrayBuffer(4 * Math.max(need, 2 * (w.out?.length ?? 0)))));
-    w.w.postMessage({ type: "step", seq: ++w.seq, ops: w.ops, keys, out: buf } satisfies ToMaskWorker);
-    w.ops = [];
+    if (this.out.length < need) this.out = new Int32Array(new SharedArrayBuffer(4 * Math.max(need, 2 * this.out.length)));
+    for (let j = 0; j < keys.length; j++) this.out[j * (this.words + 1)] = PENDING;
+    Atomics.store(this.counter, 0, 0);
+    for (const w of live) {
+      w.w.postMessage({ type: "step", seq: ++w.seq, ops: this.ops, keys, out: this.out.buffer as SharedArrayBuffer, counter: this.counter.buffer as SharedArrayBuffer } satisfies ToMaskWorker);
+    }
+    this.ops = [];
   }
 
-  /** Blocks until `w` finished its last step; false (and `w` dropped) when it did not in time. */
-  private await(w: MaskWorker): boolean {
+  /** Blocks until `w` finished its last step; a worker that did not in time is dropped. */
+  private await(w: MaskWorker): void {
     const deadline = Date.now() + TIMEOUT_MS;
     for (;;) {
       const v = Atomics.load(w.ctl, 0);
-      if (v === w.seq) return true;
+      if (v === w.seq) return;
       if (w.dead || Date.now() > deadline) break;
       Atomics.wait(w.ctl, 0, v, 200);
     }
-    this.drop(w);
-    return false;
-  }
-
-  private drop(w: MaskWorker): void {
     w.dead = true;
     void w.w.terminate();
-    for (const [k, o] of this.owner) if (o === w) this.owner.delete(k);
   }
 }
 
 function startMaskWorker(data: MaskWorkerData): Promise<MaskWorker> {
   const w = startModuleWorker(siblingModule(import.meta.url, "mask-worker"), data);
-  const mw: MaskWorker = { w, ctl: new Int32Array(data.ctl), seq: 0, out: null, ops: [], load: 0, dead: false };
+  const mw: MaskWorker = { w, ctl: new Int32Array(data.ctl), seq: 0, dead: false };
   w.on("error", () => { mw.dead = true; });
   w.on("exit", () => { mw.dead = true; });
   return new Promise((ok, fail) => {
