@@ -17,8 +17,10 @@
 // that costs nothing (a stand-in for LLM.generate that emits one token per active request per
 // event-loop turn), which with the in-process CPU per token predicts the ratio on a machine whose
 // cores are all busy with this bench (server + client).
-//   npm run bench:serve -- [MODEL] [--concurrency 16] [--requests 48] [--max-tokens 64] [--backend auto] [--rounds 5]
-// MODEL defaults to a random-weight Llama fixture (hidden 256, 4 layers, Q8_0, Llama-2 vocabulary).
+//   npm run bench:serve -- [MODEL | --model tiny] [--concurrency 16] [--requests 48] [--max-tokens 64] [--backend auto] [--rounds 5]
+// MODEL defaults to the SmolLM2-135M-shaped random Q4_0 GGUF of the other benches (scripts/bench-lib.ts;
+// ~430 tok/s here, the smallest real model shape); `--model tiny` picks a toy fixture (hidden 256, 4
+// layers, Q8_0, Llama-2 vocabulary; ~3000 tok/s), where the per-token HTTP cost is a much larger share.
 import { fork, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
@@ -31,18 +33,20 @@ import type { SamplingParamsInput } from "../src/api/sampling-params.js";
 import type { BackendChoice } from "../src/api/llm-args.js";
 import { TllmServer } from "../src/serve/server.js";
 import type { ClientJob, ClientReply } from "./bench-serve-client.js";
+import { ensureModel } from "./bench-lib.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     concurrency: { type: "string", default: "16" }, requests: { type: "string", default: "48" },
-    "max-tokens": { type: "string", default: "64" }, backend: { type: "string", default: "auto" }, rounds: { type: "string", default: "5" },
+    "max-tokens": { type: "string", default: "64" }, model: { type: "string" }, backend: { type: "string", default: "auto" }, rounds: { type: "string", default: "5" },
   },
 });
 const C = Number(values.concurrency), N = Number(values.requests), T = Number(values["max-tokens"]), ROUNDS = Number(values.rounds);
 
 async function defaultModel(): Promise<string> {
+  if (values.model !== "tiny") return ensureModel("smollm2", "q4_0");
   return (await ensureFixture({
     arch: "llama", vocab: join(ROOT, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 256, layers: 4, heads: 4, kvHeads: 2,
     headDim: 64, ffn: 704, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000, rmsEps: 1e-5,
