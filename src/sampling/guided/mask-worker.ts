@@ -40,7 +40,6 @@ const ctl = new Int32Array(data.ctl);
 const words = Math.ceil(data.vocabSize / 32);
 const replicas = new Map<number, Replica>();
 let out: Int32Array | null = null;
-let outBuf: SharedArrayBuffer | null = null;
 let compiler: GuidedCompiler;
 /** an op failed: the replicas may be out of step, so this worker takes no more rows */
 let poisoned = false;
@@ -91,7 +90,7 @@ function maskInto(r: Replica | undefined, at: number): void {
 }
 
 async function step(m: Extract<ToMaskWorker, { type: "step" }>): Promise<void> {
-  if (m.out !== outBuf) out = new Int32Array((outBuf = m.out));
+  out = new Int32Array(m.out); // a view of the owner's buffer (each message brings its own handle)
   const counter = new Int32Array(m.counter);
   try {
     for (const op of m.ops) await apply(op);
