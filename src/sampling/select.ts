@@ -29,7 +29,7 @@ const EXP_FRAC = Float64Array.from({ length: 64 }, (_, j) => Math.pow(2, j / 64)
 const EXP_POW2 = Float64Array.from({ length: 1100 }, (_, m) => Math.pow(2, -m)); // 2^-m, subnormals included
 
 type NativeSampling = Required<Pick<TllmAddon, "sampleRowMax" | "sampleArgmax" | "sampleTopK" | "sampleSplitByBin" | "sampleSumBlocks" | "sampleScanBlocks"
-  | "sampleSumGather" | "sampleGatherUpTo" | "sampleLseRank">>;
+  | "sampleSumGather" | "sampleGatherUpTo" | "sampleLseRank">> & Pick<TllmAddon, "sampleBatch" | "sampleApplyMask">;
 const nativeAvailable = openNative();
 let native: NativeSampling | null = null; // set after primeFeedback (the JS loops get their feedback first)
 const nativeCount = new Int32Array(1);
@@ -388,20 +388,16 @@ function lseScan(row: Float32Array, vocab: number, x0: number): number {
 }
 
 /** native/sampling_batch.inc sampleBatch (see batch.ts for the layout). */
-export type SampleBatchFn = (
-  logits: Float32Array, vocab: number, n: number, plan: Float64Array, masks: readonly (Int32Array | undefined)[], out: Float64Array,
-  cap: number, idx: Int32Array, val: Float32Array, lpCap: number, lpIdx: Int32Array, lpVal: Float32Array,
-) => void;
-type NativeExtra = { sampleBatch?: SampleBatchFn; sampleApplyMask?: (row: Float32Array, vocab: number, mask: Int32Array) => number };
+export type SampleBatchFn = NonNullable<TllmAddon["sampleBatch"]>;
 
 /** The addon's batched step, or null when the native passes are off (or the addon predates it). */
 export function nativeBatchFn(): SampleBatchFn | null {
-  return (native as NativeExtra | null)?.sampleBatch ?? null;
+  return native?.sampleBatch ?? null;
 }
 
 /** guided/mask.ts applyTokenBitmask in the addon: the allowed count, or -1 when the native passes are off. */
 export function applyMaskNative(row: Float32Array, vocab: number, mask: Int32Array): number {
-  const f = (native as NativeExtra | null)?.sampleApplyMask;
+  const f = native?.sampleApplyMask;
   return f ? f(row, vocab, mask) : -1;
 }
 

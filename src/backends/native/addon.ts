@@ -81,6 +81,13 @@ export interface TllmAddon {
     idx: Int32Array, w: Float64Array, bin: Int32Array, bins: Float64Array): number;
   /** out = [log Σ exp(row), 1 + #(row > x0)]; x0 a float32 value */
   sampleLseRank?(row: Float32Array, vocab: number, x0: number, out: Float64Array): void;
+  /** guided/mask.ts applyTokenBitmask: the allowed count */
+  sampleApplyMask?(row: Float32Array, vocab: number, mask: Int32Array): number;
+  /** native/sampling_batch.inc: all rows of a step in one call (layout: src/sampling/batch.ts) */
+  sampleBatch?(
+    logits: Float32Array, vocab: number, n: number, plan: Float64Array, masks: readonly (Int32Array | undefined)[], out: Float64Array,
+    cap: number, idx: Int32Array, val: Float32Array, lpCap: number, lpIdx: Int32Array, lpVal: Float32Array,
+  ): void;
 }
 
 /** Opaque native graph (an External); kept alive by its JS owner. */
