@@ -55,14 +55,17 @@ export function writeKv(kv: KvLayer, k: Float32Array, v: Float32Array, slots: In
   }
 }
 
-/** Element d of row (slot, which, head) as f32. */
-function readKv(kv: KvLayer, slot: number, which: 0 | 1, head: number, d: number): number {
+/** Row (slot, which, head) as f32 into out[o, o + headDim): int8 rows read their scale once. */
+function readKvRow(kv: KvLayer, slot: number, which: 0 | 1, head: number, out: Float32Array, o: number): void {
+  const hd = kv.headDim;
   if (kv.dtype === "int8") {
     const block = Math.floor(slot / kv.tokensPerBlock), at = i8RowOffsets(kv, block, which, head, slot % kv.tokensPerBlock);
-    return fr(kv.data[at.row + d]! * i8Scale(kv, at.scale));
+    const scale = i8Scale(kv, at.scale);
+    for (let d = 0; d < hd; d++) out[o + d] = fr(kv.data[at.row + d]! * scale);
+    return;
   }
-  const i = kvIndex(kv, slot, which, head) + d;
-  return kv.dtype === "f32" ? kv.data[i]! : f16ToF32(kv.data[i]!);
+  const i = kvIndex(kv, slot, which, head);
+  for (let d = 0; d < hd; d++) out[o + d] = kv.dtype === "f32" ? kv.data[i + d]! : f16ToF32(kv.data[i + d]!);
 }
 
 /** Causal (+ sliding window) GQA attention. q, out: [T, numHeads * headDim] packed over seqs.
@@ -75,7 +78,7 @@ export function attention(out: Float32Array, q: Float32Array, kv: KvLayer, seqs:
   }
   const maxKv = Math.max(1, ...seqs.map((s) => s.kvLen));
   const padded = Math.ceil(maxKv / 32) * 32;
-  const ws: Work = { probs: new Float32Array(padded), vcol: new Float32Array(padded), kvec: new Float32Array(p.headDim),
+  const ws: Work = { probs: new Float32Array(padded), vcol: new Float32Array(padded), vrows: new Float32Array(padded * p.headDim), kvec: new Float32Array(p.headDim),
     qvec: new Float32Array(p.headDim), scale: ggmlScale(p.scale, p.headDim), rows: seqs.reduce((a, s) => a + s.qLen, 0) };
   for (const s of seqs) {
     if (s.qLen > s.kvLen) throw new ValidationError("seq.qLen", s.qLen, `exceeds kvLen ${s.kvLen}`);
@@ -93,7 +96,8 @@ export function attention(out: Float32Array, q: Float32Array, kv: KvLayer, seqs:
   }
 }
 
-interface Work { probs: Float32Array; vcol: Float32Array; kvec: Float32Array; qvec: Float32Array; scale: number; rows: number }
+/** vrows: V rows [padded, headDim] of the positions one query attends to, read once per query */
+interface Work { probs: Float32Array; vcol: Float32Array; vrows: Float32Array; kvec: Float32Array; qvec: Float32Array; scale: number; rows: number }
 
 /** llama.cpp's kq_scale = 1.0f / sqrtf(float(n_embd_head)) when p.scale is that value, else f32(p.scale). */
 function ggmlScale(scale: number, headDim: number): number {
@@ -115,7 +119,7 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
   for (let j = 0; j < n; j++) {
     if (j < lo || j > hi) { pr[j] = -Infinity; continue; }
     const slot = slotOf(bt, kv.tokensPerBlock, j);
-    for (let d = 0; d < hd; d++) ws.kvec[d] = readKv(kv, slot, 0, kvh, d);
+    readKvRow(kv, slot, 0, kvh, ws.kvec, 0);
     // f16 K: q is converted to f16 into a contiguous buffer, so ggml takes tinyBLAS for >= 2 rows
     const dot = f16 && ws.rows >= 2 && hd % 8 === 0 ? dot32Tiny(ws.qvec, 0, ws.kvec, 0, hd) : dot32Vec(ws.qvec, 0, ws.kvec, 0, hd, f16);
     pr[j] = fr(fr(dot) * ws.scale); // ggml stores K·q as f32, then scales it
@@ -133,8 +137,9 @@ function attendOne(out: Float32Array, row: number, q: Float32Array, kv: KvLayer,
   const n32 = Math.ceil(n / 32) * 32;
   pr.fill(0, n, n32);
   ws.vcol.fill(0, 0, n32);
+  for (let j = lo; j <= hi; j++) readKvRow(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh, ws.vrows, j * hd);
   for (let d = 0; d < hd; d++) {
-    for (let j = lo; j <= hi; j++) ws.vcol[j] = readKv(kv, slotOf(bt, kv.tokensPerBlock, j), 1, kvh, d);
+    for (let j = lo; j <= hi; j++) ws.vcol[j] = ws.vrows[j * hd + d]!;
     out[row + d] = ws.rows >= 2 ? dot32Tiny(ws.vcol, 0, pr, 0, n) : dot32Vec(ws.vcol, 0, pr, 0, n32, f16);
   }
 }
