@@ -12,20 +12,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { GgmlType } from "../../src/backends/dtypes.js";
-import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
+import { join } from "node:path";
+import { ensureFixture } from "../../src/checkpoint/random-model.js";
 import { LLM } from "../../src/api/llm.js";
 import { ValidationError } from "../../src/errors.js";
 import { ExecutorError, WorkerExecutor, type ExecutorConfig, type FinalOutput } from "../../src/executor/index.js";
+import { EXECUTOR_SPEC } from "./fixtures.js";
 
 process.env["TLLM_GEMM_MIN_M"] = "1";
-const ROOT = resolve(import.meta.dirname, "../..");
-const SPEC: RandomModelSpec = {
-  arch: "llama", vocab: join(ROOT, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 64, layers: 2, heads: 4,
-  kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000,
-  rmsEps: 1e-5, maxPositions: 1024, seed: 4242, weightTypes: GgmlType.Q8_0,
-};
 const VOCAB = 32000;
 let model = "";
 let ex: WorkerExecutor;
@@ -54,7 +48,7 @@ async function alone(e: WorkerExecutor, prompt: number[], maxTokens: number): Pr
 }
 
 before(async () => {
-  model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
+  model = (await ensureFixture(EXECUTOR_SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
   ex = await WorkerExecutor.create(config());
 });
 after(async () => {

@@ -5,17 +5,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { GgmlType } from "../../src/backends/dtypes.js";
-import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
+import { join } from "node:path";
+import { ensureFixture } from "../../src/checkpoint/random-model.js";
 import { WorkerExecutor, type FinalOutput, type GenerationResult } from "../../src/executor/index.js";
+import { EXECUTOR_SPEC } from "./fixtures.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const SPEC: RandomModelSpec = {
-  arch: "llama", vocab: join(ROOT, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 64, layers: 2, heads: 4,
-  kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000,
-  rmsEps: 1e-5, maxPositions: 1024, seed: 4242, weightTypes: GgmlType.Q8_0,
-};
 const VOCAB = 32000;
 
 function rng(seed: number): () => number {
@@ -28,7 +22,7 @@ function rng(seed: number): () => number {
 
 let model = "";
 before(async () => {
-  model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
+  model = (await ensureFixture(EXECUTOR_SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
 });
 
 interface Outcome { out: FinalOutput; aborted: boolean; maxTokens: number }

@@ -10,6 +10,14 @@ export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const FIXTURE_CACHE = join(REPO, ".cache", "fixtures");
 export const vocab = (name: string): string => join(REPO, "test", "fixtures", "vocab", `ggml-vocab-${name}.gguf`);
 
+/** The executor tests' small model: 2 layers, hidden 64, 4 heads / 2 KV heads of 16, Q8_0 (whose ggml
+ *  arithmetic does not depend on the batch's row count: engine-executor.test.ts), Llama-2 SPM vocabulary. */
+export const EXECUTOR_SPEC: RandomModelSpec = {
+  arch: "llama", vocab: vocab("llama-spm"), hidden: 64, layers: 2, heads: 4,
+  kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000,
+  rmsEps: 1e-5, maxPositions: 1024, seed: 4242, weightTypes: GgmlType.Q8_0,
+};
+
 const base = { rmsEps: 1e-5, ropeTheta: 10000, maxPositions: 2048, qkvBias: false, qkNorm: false } as const;
 
 export interface ModelFixture {

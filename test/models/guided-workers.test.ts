@@ -5,18 +5,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { GgmlType } from "../../src/backends/dtypes.js";
-import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
+import { join } from "node:path";
+import { ensureFixture } from "../../src/checkpoint/random-model.js";
 import { WorkerExecutor, type FinalOutput } from "../../src/executor/index.js";
 import type { GuidedDecodingParams } from "../../src/sampling/params.js";
+import { EXECUTOR_SPEC } from "./fixtures.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const SPEC: RandomModelSpec = {
-  arch: "llama", vocab: join(ROOT, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 64, layers: 2, heads: 4,
-  kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000,
-  rmsEps: 1e-5, maxPositions: 1024, seed: 4242, weightTypes: GgmlType.Q8_0,
-};
 const SCHEMA = { type: "object", properties: { id: { type: "integer" }, tag: { type: "string", enum: ["a", "b"] } }, required: ["id", "tag"] };
 const JOBS: { guide: GuidedDecodingParams; n: number; check: (t: string) => void }[] = [
   { guide: { regex: "[0-9]{3}" }, n: 2, check: (t) => assert.match(t, /^[0-9]{3}$/) },
@@ -30,7 +24,7 @@ let model = "";
 const saved = process.env["TLLM_GUIDED_WORKERS"];
 
 before(async () => {
-  model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
+  model = (await ensureFixture(EXECUTOR_SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
 });
 after(() => {
   if (saved === undefined) delete process.env["TLLM_GUIDED_WORKERS"];

@@ -14,24 +14,18 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { GgmlType } from "../../src/backends/dtypes.js";
+import { join } from "node:path";
 import type { Backend, KvDtype } from "../../src/backends/backend.js";
 import { ReferenceBackend } from "../../src/backends/reference/index.js";
 import { NativeBackend, isNativeAvailable } from "../../src/backends/native/index.js";
-import { ensureFixture, type RandomModelSpec } from "../../src/checkpoint/random-model.js";
+import { ensureFixture } from "../../src/checkpoint/random-model.js";
 import { SimpleKvCache } from "../../src/engine/simple-kv-cache.js";
 import { WorkerExecutor, type ExecutorConfig } from "../../src/executor/index.js";
 import { loadModel } from "../../src/models/loader.js";
 import { rng } from "../unit/test-rng.js";
 import { logSoftmax64 } from "./ours.js";
+import { EXECUTOR_SPEC } from "./fixtures.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const SPEC: RandomModelSpec = {
-  arch: "llama", vocab: join(ROOT, "test/fixtures/vocab/ggml-vocab-llama-spm.gguf"), hidden: 64, layers: 2, heads: 4,
-  kvHeads: 2, headDim: 16, ffn: 128, tieEmbeddings: false, qkvBias: false, qkNorm: false, ropeTheta: 10000,
-  rmsEps: 1e-5, maxPositions: 1024, seed: 4242, weightTypes: GgmlType.Q8_0,
-};
 const VOCAB = 32000;
 let model = "";
 
@@ -67,7 +61,7 @@ const logSoftmaxRow = (x: Float32Array, p: number): Float64Array => logSoftmax64
 const argmax = (a: Float64Array): number => a.reduce((b, v, i) => (v > a[b]! ? i : b), 0);
 
 before(async () => {
-  model = (await ensureFixture(SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
+  model = (await ensureFixture(EXECUTOR_SPEC, join(tmpdir(), "tllm-test-fixtures"))).gguf;
 });
 
 describe("int8 KV cache: whole model", () => {
